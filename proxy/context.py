@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,14 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     upstream_ms: float = 0.0
     ttft_ms: float | None = None
+    # Filled by the handler as the request ends.
+    status: int = 0
+    error_code: str | None = None
+    output_chars: int = 0  # assistant text received from upstream (settling when no usage came)
+    upstream_model: str | None = None
+    # Awaited once when the request ends, whatever happened (success, error, client gone);
+    # e.g. the limits guard settles its reservation here. Exceptions are logged, not raised.
+    finalizers: list[Callable[[RequestContext], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def model(self) -> str:

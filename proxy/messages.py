@@ -43,9 +43,7 @@ def _content_parts(content: Any, base: Path, surface: Surface, index: int) -> It
         yield PromptPart(surface, content, base, index)
     elif isinstance(content, list):
         for j, part in enumerate(content):
-            if isinstance(part, dict) and part.get("type") in _TEXT_PART_TYPES and isinstance(
-                part.get("text"), str
-            ):
+            if isinstance(part, dict) and part.get("type") in _TEXT_PART_TYPES and isinstance(part.get("text"), str):
                 yield PromptPart(surface, part["text"], (*base, j, "text"), index)
 
 
@@ -61,7 +59,9 @@ def _chat_parts(body: dict[str, Any]) -> Iterator[PromptPart]:
         for j, call in enumerate(msg.get("tool_calls") or []):
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                yield PromptPart("tool_args", fn["arguments"], ("messages", i, "tool_calls", j, "function", "arguments"), i)
+                yield PromptPart(
+                    "tool_args", fn["arguments"], ("messages", i, "tool_calls", j, "function", "arguments"), i
+                )
 
 
 def _responses_parts(body: dict[str, Any]) -> Iterator[PromptPart]:

@@ -27,7 +27,7 @@ class GuardSpec:
         fn = getattr(importlib.import_module(module), attr)
         if not callable(fn):
             raise TypeError(f"{self.factory} is not callable")
-        return fn  # type: ignore[no-any-return]
+        return fn
 
 
 REGISTRY: dict[str, GuardSpec] = {
