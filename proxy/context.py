@@ -64,12 +64,14 @@ class RequestContext:
     usage: Usage | None = None
     upstream_calls: int = 0
     started: float = field(default_factory=time.perf_counter)
-    upstream_ms: float = 0.0
+    upstream_started: float = 0.0
+    upstream_ms: float = 0.0  # waiting on the upstream: from sending to its last byte
     ttft_ms: float | None = None
     # Filled by the handler as the request ends.
     status: int = 0
     error_code: str | None = None
     output_chars: int = 0  # assistant text received from upstream (settling when no usage came)
+    requested_model: str = ""  # as the client sent it (before alias pinning)
     upstream_model: str | None = None
     # Awaited once when the request ends, whatever happened (success, error, client gone);
     # e.g. the limits guard settles its reservation here. Exceptions are logged, not raised.

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import openai
-import pytest
 
 from proxy.devtools.fake_upstream import FakeUpstream, Reply
 from tests.conftest import DEV_KEY, UPSTREAM_KEY, ProxyHandle
-
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def client(proxy: ProxyHandle) -> openai.AsyncOpenAI:

@@ -63,7 +63,9 @@ def upstream_body(ctx: RequestContext) -> bytes:
 
 
 def _passthrough_headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
-    return {k: v for k, v in resp.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS}
+    return {
+        k: v for k, v in resp.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS and k.lower() != "content-type"
+    }
 
 
 async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
@@ -102,12 +104,11 @@ async def _non_stream(
         raise upstream_error(
             502, "The upstream connection failed while reading the answer.", "upstream_bad_response"
         ) from None
-    ctx.upstream_ms = (time.perf_counter() - ctx.started) * 1000
+    ctx.upstream_ms = (time.perf_counter() - ctx.upstream_started) * 1000
     out, blocked = await guard_whole(ctx, rules.response, raw)
     if blocked is not None:
         raise block_error(blocked)
     headers = {**_passthrough_headers(resp), **ctx.response_headers, **decision_headers(ctx)}
-    headers.pop("Content-Type", None)
     ctx.status = resp.status
     return web.Response(status=resp.status, body=out, content_type="application/json", headers=headers)
 
@@ -158,7 +159,7 @@ async def _stream(
             ctx.error_code = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_stream_error"
         finally:
             resp.close()  # cancels the upstream call if it is still running
-        ctx.upstream_ms = (time.perf_counter() - ctx.started) * 1000
+        ctx.upstream_ms = (time.perf_counter() - ctx.upstream_started) * 1000
         if not relay.ended:
             # Upstream stopped without a proper end: release what passed the guards, then say so.
             tail = await relay.finish()
@@ -196,6 +197,7 @@ async def handle(request: web.Request, route: Route) -> web.StreamResponse:
             return await synthetic.respond(request, ctx, ending)
         body = upstream_body(ctx)
         ctx.upstream_calls += 1
+        ctx.upstream_started = time.perf_counter()
         resp = await rt.upstream.send("POST", PATHS[route], body, rt.upstream.headers_for(request.headers))
         if resp.status >= 400:
             try:

@@ -99,6 +99,7 @@ def validate(route: Route, body: dict[str, Any]) -> None:
 def authorize_model(ctx: RequestContext, keyring: Keyring) -> None:
     """The key's model allow-list, then the alias → pinned version written into the body."""
     requested = ctx.model
+    ctx.requested_model = requested
     allowed = ctx.principal.models
     if allowed and requested not in allowed:
         raise ProxyError(

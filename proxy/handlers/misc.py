@@ -46,6 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+SERVED_POST_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"})
 READY_CHECKS: web.AppKey[dict] = web.AppKey("ready_checks", dict)
 
 
@@ -55,6 +56,8 @@ async def other_v1(request: web.Request) -> web.StreamResponse:
     rules = rt.rules.current
     assert rules is not None
     authenticate(request, rules.keyring)
+    if request.path in SERVED_POST_PATHS or request.path == "/v1/models":
+        raise ProxyError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed")
     if rules.pipeline.server.other_v1_paths == "refuse":
         raise not_found(f"The path {request.path} is not served by this proxy.", code="unknown_url")
     body = await read_body(request, rules.pipeline.server.max_body_bytes, rt.settings.client_timeout_s)

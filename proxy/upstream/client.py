@@ -145,7 +145,7 @@ class Upstream:
                     headers={"Retry-After": str(max(1, round(self.breaker.retry_after())))},
                 )
             try:
-                async with asyncio.timeout(s.connect_timeout_s + s.first_byte_timeout_s):
+                async with asyncio.timeout(s.first_byte_timeout_s):  # until the headers, connect included
                     resp = await self._session.request(
                         method,
                         url,
