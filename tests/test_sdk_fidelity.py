@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import openai
 
@@ -143,3 +144,52 @@ async def test_langchain_chat_openai(proxy: ProxyHandle, upstream: FakeUpstream)
     assert msg.content == "You said: hello from langchain"
     streamed = "".join([str(c.content) async for c in llm.astream("stream from langchain")])
     assert streamed == "You said: stream from langchain"
+
+
+async def test_upstream_bytes_pass_through_untouched(proxy: ProxyHandle, upstream: FakeUpstream) -> None:
+    import aiohttp
+
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "exact bytes please"}], "x_custom": [1]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(proxy.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {DEV_KEY}"}) as r:
+            got = await r.read()
+    assert got == upstream.sent[-1]
+    assert upstream.requests[-1].json == body  # and the request arrived unchanged
+
+
+async def test_hop_by_hop_and_client_credentials_not_forwarded(proxy: ProxyHandle, upstream: FakeUpstream) -> None:
+    import aiohttp
+
+    headers = {
+        "Authorization": f"Bearer {DEV_KEY}",
+        "Proxy-Authorization": "Basic c2VjcmV0",
+        "Cookie": "session=abc",
+        "api-key": "sk-client-azure-key",
+        "OpenAI-Organization": "org-client",
+        "X-Custom-Trace": "trace-1",
+    }
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(proxy.base_url + "/chat/completions", json=body, headers=headers) as r:
+            assert r.status == 200
+    sent = {k.lower(): v for k, v in upstream.requests[-1].headers.items()}
+    assert sent["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    for name in ("proxy-authorization", "cookie", "api-key", "openai-organization"):
+        assert name not in sent
+    assert DEV_KEY not in json.dumps(sent)
+    assert sent["x-custom-trace"] == "trace-1"  # ordinary headers still go through
+
+
+async def test_other_v1_paths_forwarded_when_configured(make_proxy, rules_copy, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+    import yaml
+
+    data = yaml.safe_load((rules_copy / "pipeline.yaml").read_text())
+    data["server"]["other_v1_paths"] = "forward"
+    (rules_copy / "pipeline.yaml").write_text(yaml.safe_dump(data))
+    p = await make_proxy(rules_dir=rules_copy)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(p.base_url + "/moderations", json={"input": "x"}, headers={"Authorization": f"Bearer {DEV_KEY}"}) as r:
+            assert r.status == 200
+    assert upstream.requests[-1].path == "/v1/moderations"
+    assert upstream.requests[-1].headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"

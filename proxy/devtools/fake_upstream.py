@@ -74,6 +74,7 @@ class FakeUpstream:
         self.default = Reply()
         self.disconnects = 0  # streams the proxy cut off before they finished
         self.completed_streams = 0
+        self.sent: list[bytes] = []  # bodies of whole (non-stream) answers, as sent
         self.url = ""
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -88,6 +89,7 @@ class FakeUpstream:
         self.default = Reply()
         self.disconnects = 0
         self.completed_streams = 0
+        self.sent.clear()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
@@ -130,7 +132,9 @@ class FakeUpstream:
             text = "x" * (65 * 1024 * 1024)
         if body.get("stream"):
             return await self._stream(request, tail, body, text, reply)
-        return web.json_response(self._whole(tail, body, text, reply), headers=reply.headers)
+        answer = json.dumps(self._whole(tail, body, text, reply)).encode()
+        self.sent.append(answer)
+        return web.Response(body=answer, content_type="application/json", headers=reply.headers)
 
     def _usage(self, body: dict[str, Any], text: str, reply: Reply) -> tuple[int, int]:
         if reply.usage:
