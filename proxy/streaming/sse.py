@@ -25,8 +25,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buf += chunk
-        if b"\r" in chunk:
+        if b"\r" in self._buf:
+            # A trailing \r may be the first half of a \r\n split across reads: keep it raw.
+            held = self._buf.endswith(b"\r")
+            if held:
+                del self._buf[-1:]
             self._buf[:] = self._buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if held:
+                events = self._drain()
+                self._buf += b"\r"
+                return events
+        return self._drain()
+
+    def _drain(self) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         while True:
             end = self._buf.find(b"\n\n")
