@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +24,7 @@ def test_any_split_gives_the_same_events(events: list[tuple[str, str | None]], c
     bounds = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
     parser = SSEParser()
     got = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         got.extend(parser.feed(wire[a:b]))
     assert [(e.data, e.event) for e in got] == [(d, n) for d, n in events]
     assert parser.pending() == b""
