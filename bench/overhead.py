@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,13 +104,13 @@ async def one(session: aiohttp.ClientSession, url: str, stream: bool) -> float:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] * 1000
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] * 1000
 
 
 async def latency_round(targets: dict[str, str], n: int, stream: bool) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {name: [] for name in targets}
     async with aiohttp.ClientSession() as s:
-        for name, url in targets.items():  # warm up
+        for url in targets.values():  # warm up
             for _ in range(20):
                 await one(s, url, stream)
         for _ in range(n):  # interleaved: one request to each target per round
@@ -162,22 +161,49 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=400, help="requests per target for the latency rounds")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per throughput step")
     ap.add_argument("--no-litellm", action="store_true")
-    ap.add_argument("--guards", action="store_true", help="run this proxy with the shipped guards instead of --no-guards")
+    ap.add_argument(
+        "--guards", action="store_true", help="run this proxy with the shipped guards instead of --no-guards"
+    )
     args = ap.parse_args()
 
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     try:
         up_port = free_port()
-        procs.append(subprocess.Popen(pinned([str(VENV_BIN / "guardrail-proxy"), "fake-upstream", "--port", str(up_port),
-                                              "--text", "Hello there, friend!"], 0), env=env, stdout=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                pinned(
+                    [
+                        str(VENV_BIN / "guardrail-proxy"),
+                        "fake-upstream",
+                        "--port",
+                        str(up_port),
+                        "--text",
+                        "Hello there, friend!",
+                    ],
+                    0,
+                ),
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         upstream = f"http://127.0.0.1:{up_port}/v1"
         await wait_ready(f"http://127.0.0.1:{up_port}/v1/models")
         targets = {"direct": upstream}
 
         gp_port = free_port()
-        cmd = [str(VENV_BIN / "guardrail-proxy"), "serve", "--port", str(gp_port), "--upstream", upstream,
-               "--rules", str(REPO / "rules"), "--log-level", "warning"]
+        cmd = [
+            str(VENV_BIN / "guardrail-proxy"),
+            "serve",
+            "--port",
+            str(gp_port),
+            "--upstream",
+            upstream,
+            "--rules",
+            str(REPO / "rules"),
+            "--log-level",
+            "warning",
+        ]
         if not args.guards:
             cmd.append("--no-guards")
         procs.append(subprocess.Popen(pinned(cmd, 1), env=env, stderr=subprocess.DEVNULL))
@@ -187,9 +213,25 @@ async def main() -> None:
         if not args.no_litellm:
             exe = ensure_litellm()
             ll_port = free_port()
-            procs.append(subprocess.Popen(pinned([str(exe), "--config", str(litellm_config(upstream)), "--port",
-                                                  str(ll_port), "--num_workers", "1"], 1),
-                                          env={**env, "LITELLM_LOG": "ERROR"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    pinned(
+                        [
+                            str(exe),
+                            "--config",
+                            str(litellm_config(upstream)),
+                            "--port",
+                            str(ll_port),
+                            "--num_workers",
+                            "1",
+                        ],
+                        1,
+                    ),
+                    env={**env, "LITELLM_LOG": "ERROR"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             await wait_ready(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=300)
             targets["litellm"] = f"http://127.0.0.1:{ll_port}/v1"
 
@@ -203,27 +245,33 @@ async def main() -> None:
         base50, base99, baset = pct(whole["direct"], 50), pct(whole["direct"], 99), pct(ttft["direct"], 50)
         rows = []
         for name in targets:
-            rows.append({
-                "target": name,
-                "guards": ("shipped" if args.guards else "off") if name == "guardrail" else None,
-                "p50_ms": round(pct(whole[name], 50), 3),
-                "p99_ms": round(pct(whole[name], 99), 3),
-                "added_p50_ms": round(pct(whole[name], 50) - base50, 3),
-                "added_p99_ms": round(pct(whole[name], 99) - base99, 3),
-                "stream_ttft_p50_ms": round(pct(ttft[name], 50), 3),
-                "added_ttft_p50_ms": round(pct(ttft[name], 50) - baset, 3),
-                "max_rps_p99_le_50ms": round(rates[name]["rps"], 1),
-                "at_concurrency": rates[name]["concurrency"],
-            })
+            rows.append(
+                {
+                    "target": name,
+                    "guards": ("shipped" if args.guards else "off") if name == "guardrail" else None,
+                    "p50_ms": round(pct(whole[name], 50), 3),
+                    "p99_ms": round(pct(whole[name], 99), 3),
+                    "added_p50_ms": round(pct(whole[name], 50) - base50, 3),
+                    "added_p99_ms": round(pct(whole[name], 99) - base99, 3),
+                    "stream_ttft_p50_ms": round(pct(ttft[name], 50), 3),
+                    "added_ttft_p50_ms": round(pct(ttft[name], 50) - baset, 3),
+                    "max_rps_p99_le_50ms": round(rates[name]["rps"], 1),
+                    "at_concurrency": rates[name]["concurrency"],
+                }
+            )
         print(f"\n{'target':>10} {'p50 ms':>8} {'+p50':>8} {'+p99':>8} {'+TTFT':>8} {'req/s@p99<=50ms':>16}")
         for r in rows:
-            print(f"{r['target']:>10} {r['p50_ms']:8.3f} {r['added_p50_ms']:8.3f} {r['added_p99_ms']:8.3f} "
-                  f"{r['added_ttft_p50_ms']:8.3f} {r['max_rps_p99_le_50ms']:16.1f}")
+            print(
+                f"{r['target']:>10} {r['p50_ms']:8.3f} {r['added_p50_ms']:8.3f} {r['added_p99_ms']:8.3f} "
+                f"{r['added_ttft_p50_ms']:8.3f} {r['max_rps_p99_le_50ms']:16.1f}"
+            )
         if "litellm" in targets:
             g = next(r for r in rows if r["target"] == "guardrail")
             ll = next(r for r in rows if r["target"] == "litellm")
             ratio_lat = g["added_p50_ms"] / ll["added_p50_ms"] if ll["added_p50_ms"] > 0 else float("nan")
-            ratio_rps = g["max_rps_p99_le_50ms"] / ll["max_rps_p99_le_50ms"] if ll["max_rps_p99_le_50ms"] else float("inf")
+            ratio_rps = (
+                g["max_rps_p99_le_50ms"] / ll["max_rps_p99_le_50ms"] if ll["max_rps_p99_le_50ms"] else float("inf")
+            )
             print(f"\nadded p50 vs LiteLLM: {ratio_lat:.3f}x   req/s vs LiteLLM: {ratio_rps:.1f}x")
         for r in rows:
             print(json.dumps(r))
