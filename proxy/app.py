@@ -13,6 +13,7 @@ from proxy.context import Route
 from proxy.errors import ProxyError
 from proxy.handlers import misc
 from proxy.handlers.forward import route_handler
+from proxy.openapi import serve_spec
 from proxy.rules.holder import RulesHolder
 from proxy.runtime import RUNTIME, Runtime, Settings
 from proxy.services import Services
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_route("*", "/v1/{tail:.*}", misc.other_v1)
     app.router.add_get("/healthz", misc.healthz)
     app.router.add_get("/readyz", misc.readyz)
+    app.router.add_get("/openapi.json", serve_spec)
     return app
 
 

@@ -75,11 +75,13 @@ async def make_proxy(upstream: FakeUpstream) -> AsyncIterator[MakeProxy]:
         opts.update(upstream_opts)
         no_guards = bool(opts.pop("no_guards", False))
         redis_url = opts.pop("redis_url", None)
+        client_timeout_s = float(opts.pop("client_timeout_s", 30.0))
         settings = Settings(
             rules_dir=(rules_dir or RULES).resolve(),
             upstream=replace(UpstreamSettings(url=upstream_url or upstream.url, api_key=UPSTREAM_KEY), **opts),
             redis_url=redis_url,
             no_guards=no_guards,
+            client_timeout_s=client_timeout_s,
         )
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
