@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from proxy import feedback, probes, shadow
 from proxy.context import Route
 from proxy.errors import ProxyError
 from proxy.handlers import misc
@@ -72,6 +73,10 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_post("/v1/responses", route_handler(Route.RESPONSES))
     app.router.add_post("/v1/embeddings", route_handler(Route.EMBEDDINGS))
     app.router.add_get("/v1/models", misc.list_models)
+    # Platform extras (each idempotent, each adds its own routes / tasks / observers).
+    shadow.install(app)
+    feedback.install(app)
+    probes.install(app)
     app.router.add_route("*", "/v1/{tail:.*}", misc.other_v1)
     app.router.add_get("/healthz", misc.healthz)
     app.router.add_get("/readyz", misc.readyz)

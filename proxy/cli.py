@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("serve", None): ("proxy.serve", "Run the proxy."),
     ("fake-upstream", None): ("proxy.devtools.fake_upstream_cli", "Run a fake OpenAI upstream (demos, benchmarks)."),
+    ("shadow", "report"): ("proxy.shadow.report", "Summarise a shadow JSONL file per candidate."),
 }
 
 

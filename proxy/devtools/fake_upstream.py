@@ -7,9 +7,11 @@ stand-in for the model provider.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,9 @@ class Reply:
     chunk_delay_s: float = 0.0  # between stream chunks
     fault: Fault | None = None
     usage: tuple[int, int] | None = None
+    # Build the answer from the request body (e.g. echo a secret planted in the system
+    # prompt): a string, or a list of stream pieces. Overrides ``text`` and ``chunks``.
+    render: Callable[[dict[str, Any]], str | list[str]] | None = None
 
 
 @dataclass
@@ -119,6 +124,10 @@ class FakeUpstream:
             return web.json_response(err, status=reply.status, headers=reply.headers)
         body = json.loads(raw) if raw else {}
         tail = request.match_info["tail"]
+        if reply.render is not None:
+            made = reply.render(body)
+            pieces = [made] if isinstance(made, str) else list(made)
+            reply = dataclasses.replace(reply, text="".join(pieces), chunks=pieces, render=None)
         if tail == "models":
             return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
         if tail == "embeddings":

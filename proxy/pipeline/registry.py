@@ -32,6 +32,12 @@ class GuardSpec:
 
 REGISTRY: dict[str, GuardSpec] = {
     "phrase_denylist": GuardSpec("request", "proxy.guards.denylist:build"),
+    "approved": GuardSpec("request", "proxy.guards.approved:build"),
+    "canary": GuardSpec("request", "proxy.guards.output.canary:build"),
+    "canary_output": GuardSpec("response", "proxy.guards.output.canary:build_response"),
+    "output_anomaly": GuardSpec("response", "proxy.guards.output.score:build"),
+    "corrections": GuardSpec("response", "proxy.guards.corrections:build"),
+    "shadow": GuardSpec("response", "proxy.shadow.guard:build"),
 }
 
 

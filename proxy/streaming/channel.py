@@ -4,6 +4,12 @@ Text reaches the client only after every scanner has seen it and ``window`` more
 characters have arrived behind it (so a pattern up to ``window`` long is judged before
 any of it leaves). Each scanner sees each piece once: cost per chunk does not grow with
 the length of the answer.
+
+Besides ``release_point(pending_prefix)`` (relative: "of this text, release this much"),
+a scanner may offer ``hold_from() -> int | None``: an absolute offset in the text it was
+fed before which everything may leave (None: no opinion). That lets a scanner hold back
+something that started in text it saw several chunks ago (a sentence, a URL) without
+knowing how much the other scanners held.
 """
 
 from __future__ import annotations
@@ -40,9 +46,11 @@ class OutputChannel:
     def __init__(self, ctx: RequestContext, watches: list[Watch], window: int) -> None:
         self.ctx = ctx
         self.watches = watches
-        self.window = window
+        self.window = window if watches else 0  # nothing watches this channel: no hold-back
         self.pending = ""
+        self.released = 0  # characters of fed (untransformed) text released so far
         self._parts: list[str] = []
+        self._holds = [h for w in watches if (h := getattr(w.scanner, "hold_from", None)) is not None]
 
     @property
     def text(self) -> str:
@@ -75,11 +83,16 @@ class OutputChannel:
                 return "", ending
         self.pending += text
         cut = max(0, len(self.pending) - self.window)
+        for hold in self._holds:
+            at = hold()
+            if at is not None:
+                cut = min(cut, max(0, at - self.released))
         for w in self.watches:
             cut = min(cut, w.scanner.release_point(self.pending[:cut]))
         if cut <= 0:
             return "", None
         out, self.pending = self.pending[:cut], self.pending[cut:]
+        self.released += cut
         return self._transform(out), None
 
     async def close(self) -> tuple[str, Ending | None]:
@@ -96,6 +109,7 @@ class OutputChannel:
             if ending is not None:
                 return "", ending
         out, self.pending = self.pending, ""
+        self.released += len(out)
         return self._transform(out), None
 
     def transform_whole(self, text: str) -> str:

@@ -34,7 +34,7 @@ def test_unknown_guard_in_pipeline_is_rejected(rules_copy: Path) -> None:
     (rules_copy / "pipeline.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(RuleLoadError) as exc:
         build_ruleset(rules_copy)
-    assert exc.value.field == "request.1.guard" and "no_such_guard" in str(exc.value)
+    assert exc.value.field == f"request.{len(data['request']) - 1}.guard" and "no_such_guard" in str(exc.value)
 
 
 def test_no_guards_builds_empty_pipeline() -> None:
