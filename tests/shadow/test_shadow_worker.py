@@ -124,7 +124,7 @@ async def test_full_queue_drops_and_counts(
 ) -> None:
     configure(rules_copy, candidate, queue_size=1, concurrency=1)
     proxy = await start_proxy(rules_copy, shadow.install)
-    candidate.default = Reply(text="slow", delay_s=1.0)  # far longer than the 4 requests take
+    candidate.default = Reply(text="slow", delay_s=3.0)  # far longer than the 4 requests take, even under load
     for _ in range(4):
         await client(proxy).chat.completions.create(model="gpt-4o-mini", messages=ASK)
     worker = proxy.app[shadow.SHADOW_WORKER]
