@@ -18,6 +18,7 @@ from proxy.openapi import serve_spec
 from proxy.rules.holder import RulesHolder
 from proxy.runtime import RUNTIME, Runtime, Settings
 from proxy.services import Services
+from proxy.state import install as install_state
 from proxy.upstream.client import Upstream
 
 log = logging.getLogger("guardrail.app")
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app.router.add_post("/v1/embeddings", route_handler(Route.EMBEDDINGS))
     app.router.add_get("/v1/models", misc.list_models)
     # Platform extras (each idempotent, each adds its own routes / tasks / observers).
+    install_state(app)  # services.state: Redis when GUARDRAIL_REDIS_URL is set, else in-memory
     shadow.install(app)
     feedback.install(app)
     probes.install(app)

@@ -32,6 +32,8 @@ class GuardSpec:
 
 REGISTRY: dict[str, GuardSpec] = {
     "phrase_denylist": GuardSpec("request", "proxy.guards.denylist:build"),
+    "limits": GuardSpec("request", "proxy.guards.limits:build"),
+    "conversation_limits": GuardSpec("request", "proxy.guards.conversation:build"),
     "approved": GuardSpec("request", "proxy.guards.approved:build"),
     "canary": GuardSpec("request", "proxy.guards.output.canary:build"),
     "canary_output": GuardSpec("response", "proxy.guards.output.canary:build_response"),

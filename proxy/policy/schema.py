@@ -1,4 +1,9 @@
-"""``rules/policy.yaml``: proxy keys, teams and the models each key may use."""
+"""``rules/policy.yaml``: proxy keys, teams, the models each key may use, and their limits.
+
+Budgets, rate limits and conversation limits can be set per key and per team; a request
+must fit both its key's and its team's. Conversation limits also have a global default
+(``limits.conversation``); a key's value wins over its team's, which wins over the default.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,43 @@ from proxy.rules.loader import Strict
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
+FailMode = Literal["open", "closed"]
+
+
+class Budget(Strict):
+    """Spend allowed per UTC day and per UTC month, in tokens and in USD (rules/pricing.yaml)."""
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    usd_per_day: float | None = Field(default=None, ge=0)
+    usd_per_month: float | None = Field(default=None, ge=0)
+
+
+class RateLimits(Strict):
+    rpm: int | None = Field(default=None, gt=0)  # requests per minute
+    tpm: int | None = Field(default=None, gt=0)  # tokens per minute (prompt estimate + output cap)
+    concurrent: int | None = Field(default=None, gt=0)  # requests in flight
+
+
+class ConversationLimits(Strict):
+    max_messages: int | None = Field(default=None, gt=0)  # messages / input items per request
+    max_prompt_tokens: int | None = Field(default=None, gt=0)  # estimated with tiktoken
+    max_documents: int | None = Field(default=None, ge=0)  # tool results and file parts per request
+    max_tokens: int | None = Field(default=None, gt=0)  # clamp on max_tokens / max_completion_tokens
+
+
+class LimitsSettings(Strict):
+    # Redis unreachable: "open" admits without limits, "closed" refuses (503). Per key: fail_mode.
+    fail_mode: FailMode = "open"
+    # A concurrency slot not released by then (crashed replica) is freed.
+    lease_s: int = Field(default=600, gt=0, le=86_400)
+    # Output tokens reserved when the request gives no max_tokens and none is injected.
+    default_output_tokens: int = Field(default=1024, ge=0)
+    # When the request gives no max_tokens, add the conversation clamp to it, so the
+    # reservation is a true upper bound (a budget can then never be overrun).
+    inject_max_tokens: bool = False
+    conversation: ConversationLimits = Field(default_factory=ConversationLimits)
+
 
 class KeyEntry(Strict):
     id: str = Field(min_length=1)
@@ -20,6 +62,10 @@ class KeyEntry(Strict):
     sha256: str | None = None
     models: list[str] = Field(default_factory=list)
     description: str = ""
+    budget: Budget = Field(default_factory=Budget)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    conversation: ConversationLimits = Field(default_factory=ConversationLimits)
+    fail_mode: FailMode | None = None  # overrides limits.fail_mode for this key
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeyEntry:
@@ -32,6 +78,9 @@ class KeyEntry(Strict):
 
 class TeamEntry(Strict):
     description: str = ""
+    budget: Budget = Field(default_factory=Budget)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    conversation: ConversationLimits = Field(default_factory=ConversationLimits)
 
 
 class ModelEntry(Strict):
@@ -44,6 +93,7 @@ class PolicyFile(Strict):
     teams: dict[str, TeamEntry] = Field(default_factory=dict)
     keys: list[KeyEntry] = Field(default_factory=list)
     models: dict[str, ModelEntry] = Field(default_factory=dict)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @model_validator(mode="after")
     def _references(self) -> PolicyFile:
@@ -54,4 +104,7 @@ class PolicyFile(Strict):
             ids.add(k.id)
             if k.team not in self.teams:
                 raise ValueError(f"key {k.id!r} names unknown team {k.team!r}")
+            unpinned = [m for m in k.models if m not in self.models]
+            if unpinned:
+                raise ValueError(f"key {k.id!r} allows model(s) {unpinned} not declared (pinned) under 'models'")
         return self

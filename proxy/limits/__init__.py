@@ -1,0 +1,1 @@
+"""Budgets and rate limits: prices, token estimates, and the policy compiled per key."""

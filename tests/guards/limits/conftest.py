@@ -1,0 +1,93 @@
+"""A real redis-server for the state store tests (in CI a missing Redis fails, never skips)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from proxy.devtools.redis_server import RedisServer, available
+
+
+def require_redis() -> None:
+    if not available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI (apt-get install redis-server)")
+        pytest.skip("redis-server not installed")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    require_redis()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of its own, for tests that stop and restart it."""
+    require_redis()
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def limits_rules(rules_copy):  # type: ignore[no-untyped-def]
+    """The shipped rules with only the limit guards in the pipeline; see ``write_policy``."""
+    import yaml
+
+    pipeline = yaml.safe_load((rules_copy / "pipeline.yaml").read_text())
+    pipeline["request"] = [
+        {"guard": "limits", "mode": "enforce", "timeout_ms": 2000, "on_error": "block"},
+        {"guard": "conversation_limits", "mode": "enforce", "timeout_ms": 2000, "on_error": "block"},
+    ]
+    pipeline["response"] = []
+    (rules_copy / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
+    return rules_copy
+
+
+@pytest.fixture
+def write_policy(limits_rules):  # type: ignore[no-untyped-def]
+    """``write_policy(team=..., key=..., key2=..., limits=...)`` → rules dir with a test policy.
+
+    Team ``<team>`` has keys ``k1`` (key ``sk-test-k1-secret``, models gpt-4o-mini and
+    the alias gpt-4o → gpt-4o-2024-08-06) and ``k2`` (``sk-test-k2-secret``, gpt-4o-mini).
+    """
+    import yaml
+
+    def write(
+        team: str,
+        key: dict | None = None,
+        key2: dict | None = None,
+        team_cfg: dict | None = None,
+        limits: dict | None = None,
+        models: dict | None = None,
+    ):  # type: ignore[no-untyped-def]
+        policy = {
+            "schema_version": 1,
+            "teams": {team: dict(team_cfg or {})},
+            "keys": [
+                {
+                    "id": f"{team}-k1",
+                    "team": team,
+                    "key": "sk-test-k1-secret",
+                    "models": ["gpt-4o-mini", "gpt-4o"],
+                    **(key or {}),
+                },
+                {
+                    "id": f"{team}-k2",
+                    "team": team,
+                    "key": "sk-test-k2-secret",
+                    "models": ["gpt-4o-mini"],
+                    **(key2 or {}),
+                },
+            ],
+            "models": models or {"gpt-4o-mini": {"pin": "gpt-4o-mini"}, "gpt-4o": {"pin": "gpt-4o-2024-08-06"}},
+            "limits": limits or {},
+        }
+        (limits_rules / "policy.yaml").write_text(yaml.safe_dump(policy))
+        return limits_rules
+
+    return write
