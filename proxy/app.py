@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy import feedback, probes, shadow
+from proxy import feedback, ops, probes, shadow
 from proxy.context import Route
 from proxy.errors import ProxyError
 from proxy.handlers import misc
 from proxy.handlers.forward import route_handler
 from proxy.openapi import serve_spec
+from proxy.rules import watch as rules_watch
 from proxy.rules.holder import RulesHolder
 from proxy.runtime import RUNTIME, Runtime, Settings
 from proxy.services import Services
@@ -79,6 +80,8 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     shadow.install(app)
     feedback.install(app)
     probes.install(app)
+    rules_watch.install(app)  # hot reload of rules/ (poll + SIGHUP), /readyz detail
+    ops.install(app)  # /metrics, audit trail (GUARDRAIL_AUDIT_PATH), tracing (GUARDRAIL_OTEL_ENDPOINT)
     app.router.add_route("*", "/v1/{tail:.*}", misc.other_v1)
     app.router.add_get("/healthz", misc.healthz)
     app.router.add_get("/readyz", misc.readyz)

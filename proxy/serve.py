@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         app = create_app(settings)
+        from proxy.rules.watch import handle_sighup
+
+        handle_sighup(app)  # SIGHUP forces a rules reload instead of killing the process
         web.run_app(
             app,
             host=args.host,

@@ -34,12 +34,15 @@ REGISTRY: dict[str, GuardSpec] = {
     "phrase_denylist": GuardSpec("request", "proxy.guards.denylist:build"),
     "limits": GuardSpec("request", "proxy.guards.limits:build"),
     "conversation_limits": GuardSpec("request", "proxy.guards.conversation:build"),
+    "injection": GuardSpec("request", "proxy.guards.injection.guard:build"),
     "approved": GuardSpec("request", "proxy.guards.approved:build"),
     "canary": GuardSpec("request", "proxy.guards.output.canary:build"),
     "canary_output": GuardSpec("response", "proxy.guards.output.canary:build_response"),
     "output_anomaly": GuardSpec("response", "proxy.guards.output.score:build"),
     "corrections": GuardSpec("response", "proxy.guards.corrections:build"),
     "shadow": GuardSpec("response", "proxy.shadow.guard:build"),
+    "pii": GuardSpec("request", "proxy.guards.pii.guard:build"),
+    "pii_restore": GuardSpec("response", "proxy.guards.pii.restore:build"),
 }
 
 

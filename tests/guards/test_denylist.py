@@ -30,7 +30,9 @@ def set_rule(rules_dir: Path, **changes: object) -> None:
 def set_mode(rules_dir: Path, mode: str) -> None:
     path = rules_dir / "pipeline.yaml"
     data = yaml.safe_load(path.read_text())
-    data["request"][0]["mode"] = mode
+    for entry in data["request"]:
+        if entry["guard"] == "phrase_denylist":
+            entry["mode"] = mode
     path.write_text(yaml.safe_dump(data))
 
 

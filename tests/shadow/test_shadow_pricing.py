@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openai
 import pytest
+import yaml
 
 from proxy import shadow
 from proxy.devtools.fake_upstream import FakeUpstream, Reply
@@ -38,13 +39,16 @@ def test_price_shapes(entry: dict[str, float], price: Price | None) -> None:
 async def test_costs_recorded_and_usd_cap_applies(
     start_proxy: StartProxy, rules_copy: Path, upstream: FakeUpstream, candidate: FakeUpstream
 ) -> None:
+    shipped = yaml.safe_load((rules_copy / "pricing.yaml").read_text())
     write_yaml(
         rules_copy / "pricing.yaml",
         {
+            **shipped,
             "models": {
+                **shipped["models"],
                 "gpt-4o-mini": {"input_per_1m": 1.0, "output_per_1m": 2.0},
                 "gpt-next": {"input_per_1m": 10.0, "output_per_1m": 20.0},
-            }
+            },
         },
     )
     record = configure(rules_copy, candidate, budget={"tokens_per_day": 10**6, "usd_per_day": 0.0005})

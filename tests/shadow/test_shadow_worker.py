@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import yaml
 
 from proxy import shadow
 from proxy.devtools.fake_upstream import FakeUpstream, Reply
@@ -153,6 +154,11 @@ async def test_records_hold_no_raw_pii(
     start_proxy: StartProxy, rules_copy: Path, upstream: FakeUpstream, candidate: FakeUpstream
 ) -> None:
     record = configure(rules_copy, candidate)
+    # The shadow recorder's own redaction, even where the PII guard is not in the pipeline.
+    pipeline = yaml.safe_load((rules_copy / "pipeline.yaml").read_text())
+    for stage in ("request", "response"):
+        pipeline[stage] = [e for e in pipeline[stage] if e["guard"] not in ("pii", "pii_restore")]
+    write_yaml(rules_copy / "pipeline.yaml", pipeline)
     proxy = await start_proxy(rules_copy, shadow.install)
     ask = [{"role": "user", "content": "Mail jane.doe@example.com, card 4111 1111 1111 1111"}]
     await client(proxy).chat.completions.create(model="gpt-4o-mini", messages=ask)  # both echo the prompt

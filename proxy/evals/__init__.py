@@ -1,0 +1,1 @@
+"""Offline evaluation commands (``guardrail-proxy eval ...``)."""

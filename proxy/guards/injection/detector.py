@@ -1,0 +1,121 @@
+"""The detector: normalise, run the layers cheapest first, return findings for one text.
+
+Synchronous and CPU-bound: the guard calls it in ``services.cpu``; the eval command,
+the benchmark and the rule self-test call it directly.
+
+Order: the folded text and its decodings go through the regex layer, then the fuzzy
+layer; the semantic layer runs last, on the folded text (and on decodings), and is
+skipped when a cheap layer already found a blocking hit (``short_circuit``) or, in
+``gated`` mode, when the text contains none of the cue words attacks are made of.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from proxy.guards.injection.fuse import Finding, LayerHit, best_per_rule, risk
+from proxy.guards.injection.fuzzy_layer import FuzzyLayer
+from proxy.guards.injection.normalize import View, views
+from proxy.guards.injection.regex_layer import RegexLayer
+from proxy.guards.injection.rules import InjectionRule, LoadedRule, load_rules
+from proxy.guards.injection.semantic_layer import SemanticLayer
+from proxy.verdicts import Hit
+
+if TYPE_CHECKING:
+    from proxy.pipeline.guard import BuildContext
+
+SemanticMode = Literal["always", "gated", "off"]
+LEET_MIN_CHANGES = 5
+
+# Words (stems) that almost every injection or jailbreak carries at least one of; a text
+# with none of them skips the (expensive) semantic layer in ``gated`` mode.
+CUES = re.compile(
+    r"ignor|disregard|forget|instruct|prompt|rule|polic|guideline|restrict|filter|censor|"
+    r"pretend|act as|acting|role|persona|character|simulat|imagin|hypothetic|game|story|"
+    r"jailbr|dan\b|developer|mode|unlock|unfilter|uncensor|unrestrict|without limit|no limit|"
+    r"ethic|moral|openai|chatgpt|\bai\b|assistant|language model|system|admin|sudo|override|bypass|"
+    r"secret|password|reveal|confiden|previous|above|earlier|from now|respond|answer|reply|output|"
+    r"print|repeat|say|tell|write|translat|decode|encod|base64|summar|email|document|"
+    r"must|never|always|anything|everything|allowed|permission|now on|stay in|you are|you will|you're"
+)
+
+
+class Findings(list[Finding]):
+    """The findings for one text, best first; ``risk`` and ``hits`` summarise them."""
+
+    @property
+    def risk(self) -> float:
+        return max((f.risk for f in self), default=0.0)
+
+    @property
+    def hits(self) -> tuple[Hit, ...]:
+        return tuple(f.hit("") for f in self)
+
+
+def _cue_count(text: str) -> int:
+    return len(CUES.findall(text))
+
+
+@dataclass
+class Detector:
+    rules: tuple[InjectionRule, ...]
+    embedder: Any = None
+    semantic_mode: SemanticMode = "gated"
+    short_circuit: bool = True
+    vectors_dir: Path | None = None  # shipped exemplar vectors (rules/injection/.vectors)
+    window_budget: int | None = 4  # semantic windows per text (None: all); the cheap layers always see all
+    regex: RegexLayer = field(init=False)
+    fuzzy: FuzzyLayer = field(init=False)
+    semantic: SemanticLayer | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.regex = RegexLayer(self.rules)
+        self.fuzzy = FuzzyLayer(self.rules)
+        if self.embedder is not None and self.semantic_mode != "off" and any(r.kind == "exemplar" for r in self.rules):
+            self.semantic = SemanticLayer(self.rules, self.embedder, vectors_dir=self.vectors_dir)
+
+    @classmethod
+    def from_loaded(cls, loaded: tuple[LoadedRule, ...], embedder: Any = None, **kw: Any) -> Detector:
+        if loaded:
+            kw.setdefault("vectors_dir", loaded[0].file.parent / ".vectors")
+        return cls(tuple(lr.rule for lr in loaded), embedder, **kw)
+
+    @classmethod
+    def from_build_context(cls, bc: BuildContext, **kw: Any) -> Detector:
+        """The detector over ``<rules_dir>/<options.dir or injection>`` with the shared embedder."""
+        loaded = load_rules(bc.rules_dir / str(bc.options.get("dir", "injection")))
+        embedder = bc.services.embedder() if bc.services is not None else None
+        return cls.from_loaded(loaded, embedder, **kw)
+
+    @staticmethod
+    def _finding(v: View, h: LayerHit) -> Finding:
+        span = v.folded.span(*h.span) if v.via == "" else v.at
+        return Finding(h.rule, h.score, risk(h.score, h.rule.cutoff), h.layer, span, v.via, h.detail)
+
+    def scan(self, text: str, surface: str = "user", *, near: bool = False) -> Findings:
+        """Findings for one text, best per rule; only those that fired unless ``near``."""
+        found: list[Finding] = []
+        vs = views(text)
+        for v in vs:
+            for h in self.regex.scan(v, surface) + self.fuzzy.scan(v, surface):
+                found.append(self._finding(v, h))
+        blocked = any(f.fired and f.rule.action == "block" for f in found)
+        if self.semantic is not None and not (self.short_circuit and blocked and not near):
+            for v in vs:
+                t = v.folded.text
+                if v.leet != t and sum(a != b for a, b in zip(t, v.leet, strict=True)) > LEET_MIN_CHANGES:
+                    t = v.leet  # a text written in leetspeak reads better to the model folded
+                if self.semantic_mode == "gated" and not near and not CUES.search(t):
+                    continue
+                budget = None if near else self.window_budget
+                for h in self.semantic.scan(t, surface, budget, _cue_count):
+                    found.append(self._finding(v, h))
+        best = best_per_rule(found)
+        return Findings(best if near else [f for f in best if f.fired])
+
+    def score(self, text: str, surface: str = "user") -> float:
+        """The text's risk on one scale (0.5 = a rule's threshold), every layer run."""
+        return max((f.risk for f in self.scan(text, surface, near=True)), default=0.0)

@@ -1,0 +1,106 @@
+"""The ``injection`` request guard: every prompt surface against the signature database.
+
+Scans user turns, tool/function results (where indirect injections in documents, web
+pages and e-mails arrive), tool-call arguments and legacy ``prompt`` strings; the
+app's own system prompt is trusted unless ``trust_system_prompt: false``. Results are
+cached per (surface, text) hash, so the history a client resends every turn is not
+scanned again. Detection runs in ``services.cpu``, never on the event loop.
+
+Options (``rules/pipeline.yaml``): ``dir`` (default ``injection``), ``surfaces``,
+``trust_system_prompt`` (default true), ``semantic`` (``gated`` | ``always`` | ``off``),
+``semantic_windows`` (windows embedded per text, default 4: the head and the 3 with the
+most cue words; the regex and fuzzy layers always read the whole text), ``cache_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.context import RequestContext
+from proxy.guards.injection.detector import Detector
+from proxy.guards.injection.fuse import Finding, verdict
+from proxy.guards.injection.rules import load_rules
+from proxy.messages import PromptPart, prompt_parts
+from proxy.pipeline.guard import BuildContext
+from proxy.rules.loader import RuleLoadError
+from proxy.verdicts import Verdict
+
+log = logging.getLogger("guardrail.injection")
+DEFAULT_SURFACES = ("user", "tool", "tool_args", "prompt")
+
+
+def _key(part: PromptPart) -> bytes:
+    return hashlib.blake2b(f"{part.surface}\0{part.text}".encode(), digest_size=16).digest()
+
+
+@dataclass
+class InjectionGuard:
+    detector: Detector
+    services: Any = None
+    surfaces: frozenset[str] = frozenset(DEFAULT_SURFACES)
+    trust_system_prompt: bool = True
+    cache_size: int = 4096
+    name: str = "injection"
+    _cache: OrderedDict[bytes, tuple[Finding, ...]] = field(default_factory=OrderedDict)
+
+    def wanted(self, part: PromptPart) -> bool:
+        if part.surface == "system":
+            return not self.trust_system_prompt
+        return part.surface in self.surfaces and bool(part.text.strip())
+
+    def _scan_many(self, parts: list[PromptPart]) -> list[tuple[Finding, ...]]:
+        # an untrusted system prompt is scanned like a user turn
+        return [tuple(self.detector.scan(p.text, "user" if p.surface == "system" else p.surface)) for p in parts]
+
+    async def check(self, ctx: RequestContext) -> Verdict:
+        parts = [p for p in prompt_parts(ctx.route, ctx.body) if self.wanted(p)]
+        results: dict[bytes, tuple[Finding, ...]] = {}
+        todo: dict[bytes, PromptPart] = {}
+        for p in parts:
+            k = _key(p)
+            hit = self._cache.get(k)
+            if hit is not None:
+                self._cache.move_to_end(k)
+                results[k] = hit
+            else:
+                todo.setdefault(k, p)
+        if todo:
+            loop = asyncio.get_running_loop()
+            executor = self.services.cpu if self.services is not None else None
+            fresh = await loop.run_in_executor(executor, self._scan_many, list(todo.values()))
+            for k, found in zip(todo, fresh, strict=True):
+                results[k] = found
+                self._cache[k] = found  # only the loop thread touches the cache
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        fired = [(f, p.surface) for p in parts for f in results[_key(p)]]
+        return verdict(self.name, fired)
+
+
+def build(bc: BuildContext) -> InjectionGuard:
+    opts = bc.options
+    loaded = load_rules(bc.rules_dir / str(opts.get("dir", "injection")))
+    mode = str(opts.get("semantic", "gated"))
+    if mode not in ("gated", "always", "off"):
+        raise RuleLoadError(bc.rules_dir / "pipeline.yaml", f"unknown semantic mode {mode!r}", field="options.semantic")
+    embedder = None
+    if mode != "off" and bc.services is not None:
+        embedder = bc.services.embedder()
+    elif mode != "off":
+        log.warning("injection guard built without services: semantic layer off")
+    budget = opts.get("semantic_windows", 4)
+    detector = Detector.from_loaded(
+        loaded, embedder, semantic_mode=mode, window_budget=None if budget is None else int(budget)
+    )
+    return InjectionGuard(
+        detector,
+        bc.services,
+        frozenset(opts.get("surfaces", DEFAULT_SURFACES)),
+        bool(opts.get("trust_system_prompt", True)),
+        int(opts.get("cache_size", 4096)),
+    )

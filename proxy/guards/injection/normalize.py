@@ -1,0 +1,243 @@
+# ruff: noqa: RUF001
+"""Text normalisation before matching, and the decoded views of a text.
+
+``fold`` turns a text into the form signatures are written against: Unicode NFKC,
+case folding, zero-width and bidi controls removed, common Cyrillic/Greek homoglyphs
+mapped to Latin, letters split by separators joined again ("i g n o r e",
+"i.g.n.o.r.e" → "ignore"), whitespace collapsed. ``leet`` additionally folds
+leetspeak inside words that mix letters and digits ("1gn0r3" → "ignore").
+
+Every folded character remembers the index of the original character it came from,
+so a hit on the folded text can name a span of the original. ``views`` returns the
+folded text plus the folded decodings of embedded base64, hex, URL-encoded and rot13
+segments (recursively, to a small depth), which are scanned as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+# Cyrillic, Greek and a few other letters that look like Latin ones (after casefold).
+CONFUSABLES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "һ": "h", "і": "i", "ї": "i",
+    "ј": "j", "к": "k", "ӏ": "l", "м": "m", "н": "h", "о": "o", "р": "p", "ԛ": "q", "г": "r",
+    "ѕ": "s", "т": "t", "ц": "u", "ѵ": "v", "ԝ": "w", "х": "x", "у": "y", "з": "3", "ь": "b",
+    "п": "n", "л": "n", "и": "u", "ђ": "h", "ћ": "h", "є": "e", "ґ": "r",
+    # Greek
+    "α": "a", "β": "b", "ϲ": "c", "δ": "d", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w", "ζ": "z", "μ": "u",
+    "ς": "s", "σ": "o", "θ": "o", "λ": "l", "π": "n",
+    # Latin look-alikes and symbols NFKC leaves alone
+    "ı": "i", "ȷ": "j", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ɪ": "i", "ʀ": "r", "ʏ": "y", "ᴀ": "a",
+    "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ᴋ": "k", "ᴍ": "m", "ᴏ": "o", "ᴘ": "p", "ᴛ": "t", "ᴜ": "u",
+    "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ø": "o", "ł": "l", "đ": "d", "ß": "ss",
+}  # fmt: skip
+
+LEET: dict[str, str] = {
+    "0": "o",
+    "1": "i",
+    "3": "e",
+    "4": "a",
+    "5": "s",
+    "7": "t",
+    "8": "b",
+    "@": "a",
+    "$": "s",
+    "!": "i",
+    "|": "l",
+}
+
+_SEPARATED = re.compile(r"(?<![^\W_])(?:[^\W_][\s._\-*·•|/\\,+~'`^]{1,2}){3,}[^\W_](?![^\W_])")
+_SEP_CHARS = re.compile(r"[\s._\-*·•|/\\,+~'`^]")
+_SPACE = re.compile(r"\s{2,}|[^\S ]")  # any whitespace but a lone space
+_LEET_WORD = re.compile(r"[a-z0-9@$!|]*(?:[a-z][a-z0-9@$!|]*[0-9@$!|]|[0-9@$!|][a-z0-9@$!|]*[a-z])[a-z0-9@$!|]*")
+_LEET_CHARS = re.compile(r"[0-9@$!|]")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX = re.compile(r"(?:\\x|0x)?[0-9a-fA-F]{2}(?:[\s:,]?(?:\\x|0x)?[0-9a-fA-F]{2}){7,}")
+_PCT = re.compile(r"%[0-9a-fA-F]{2}")
+_ROT13_CUE = re.compile(r"rot[\s_-]?13|caesar|rotate by 13", re.I)
+_COMMON = frozenset(
+    "the and you to of is a in that it for are your this be with not as all on or have what i me my".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A folded text and, for each of its characters, the index in the original."""
+
+    text: str
+    origin: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span a folded span ``[start, end)`` came from."""
+        if not self.origin:
+            return (0, 0)
+        start = min(max(start, 0), len(self.origin) - 1)
+        end = min(max(end, start + 1), len(self.origin))
+        return (self.origin[start], self.origin[end - 1] + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One text to scan: the folded original (``via`` = "") or a folded decoding."""
+
+    folded: Folded
+    leet: str  # the same text with leetspeak folded (same length, same origins)
+    via: str  # "" | "base64" | "hex" | "url" | "rot13" | "base64>url" ...
+    at: tuple[int, int] | None  # where the decoded segment sits in the original (decodings only)
+
+
+def _is_invisible(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf" or ch in "\u034f\u115f\u1160\u3164\uffa0"
+
+
+def _char_fold(text: str) -> tuple[list[str], list[int]]:
+    if text.isascii():
+        low = text.lower()
+        return list(low), list(range(len(low)))
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        if _is_invisible(ch):
+            continue
+        out = unicodedata.normalize("NFKC", ch).casefold() if not ch.isascii() else ch.lower()
+        for o in out:
+            if _is_invisible(o) or unicodedata.category(o) == "Mn":
+                continue
+            o = CONFUSABLES.get(o, o)
+            if not o.isascii() and unicodedata.category(o).startswith("L"):
+                base = unicodedata.normalize("NFD", o)[0]
+                o = CONFUSABLES.get(base, base)
+            for piece in o:
+                chars.append(piece)
+                origin.append(i)
+    return chars, origin
+
+
+def _resub(
+    chars: str, origin: list[int], pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]
+) -> tuple[str, list[int]]:
+    """``pattern.sub`` that keeps origins; a replacement keeps its match's first origin per char."""
+    out: list[str] = []
+    out_origin: list[int] = []
+    last = 0
+    for m in pattern.finditer(chars):
+        out.append(chars[last : m.start()])
+        out_origin.extend(origin[last : m.start()])
+        new = repl(m)
+        keep = [j for j in range(m.start(), m.end()) if not _SEP_CHARS.match(chars[j]) and not chars[j].isspace()]
+        for k, _ in enumerate(new):
+            out_origin.append(origin[keep[k]] if k < len(keep) else origin[m.start()])
+        out.append(new)
+        last = m.end()
+    if last == 0:
+        return chars, origin
+    out.append(chars[last:])
+    out_origin.extend(origin[last:])
+    return "".join(out), out_origin
+
+
+def fold(text: str) -> Folded:
+    """NFKC + casefold + invisible removal + homoglyphs + separator and whitespace collapsing."""
+    chars, origin = _char_fold(text)
+    s = "".join(chars)
+    for _ in range(3):  # joining can bring separated letters next to each other again
+        s, origin = _resub(s, origin, _SEPARATED, lambda m: _SEP_CHARS.sub("", m.group()))
+        s, origin = _resub(s, origin, _SPACE, lambda m: " ")
+        if not _SEPARATED.search(s):
+            break
+    return Folded(s, tuple(origin))
+
+
+def leet(text: str) -> str:
+    """Leetspeak folded inside words that mix letters with digits or symbols (length kept)."""
+
+    def one(m: re.Match[str]) -> str:
+        return "".join(LEET.get(c, c) for c in m.group())
+
+    return _LEET_WORD.sub(one, text) if _LEET_CHARS.search(text) else text
+
+
+def _printable(raw: bytes) -> str | None:
+    try:
+        out = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(out) < 4:
+        return None
+    good = sum(ch.isprintable() or ch.isspace() for ch in out)
+    letters = sum(ch.isalpha() for ch in out)
+    return out if good >= 0.95 * len(out) and letters >= 0.5 * len(out.replace(" ", "")) else None
+
+
+def _b64(seg: str) -> str | None:
+    seg = seg.rstrip("=")
+    if not re.search(r"[A-Z]", seg) or not re.search(r"[a-z]", seg):
+        return None
+    pad = "=" * (-len(seg) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            got = _printable(decode(seg + pad))
+        except (binascii.Error, ValueError):
+            continue
+        if got:
+            return got
+    return None
+
+
+def _hex(seg: str) -> str | None:
+    digits = re.sub(r"\\x|0x|[\s:,]", "", seg)
+    try:
+        return _printable(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def _englishness(text: str) -> int:
+    return sum(w in _COMMON for w in re.findall(r"[a-z]+", text.lower()))
+
+
+def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
+    """(via, decoded text, span in ``text``) for every embedded encoded segment."""
+    found: list[tuple[str, str, tuple[int, int]]] = []
+    for m in _B64.finditer(text):
+        got = _b64(m.group())
+        if got:
+            found.append(("base64", got, m.span()))
+    for m in _HEX.finditer(text):
+        got = _hex(m.group())
+        if got:
+            found.append(("hex", got, m.span()))
+    if len(_PCT.findall(text)) >= 3:
+        got = unquote(text)
+        if got != text:
+            found.append(("url", got, (0, len(text))))
+    sample = text[:2000]
+    if _ROT13_CUE.search(text) or _englishness(sample) <= len(sample) // 100:
+        rot = codecs.encode(text, "rot13")
+        if _ROT13_CUE.search(text) or _englishness(rot[:2000]) > max(2, 2 * _englishness(sample)):
+            found.append(("rot13", rot, (0, len(text))))
+    return found
+
+
+def views(text: str, depth: int = 2, _via: str = "", _at: tuple[int, int] | None = None) -> list[View]:
+    """The folded text and the folded decodings of its embedded encoded segments."""
+    f = fold(text)
+    out = [View(f, leet(f.text), _via, _at)]
+    if depth <= 0:
+        return out
+    for via, decoded, span in decodings(text):
+        where = span if _at is None else _at
+        name = via if not _via else f"{_via}>{via}"
+        if via == "rot13" and "rot13" in _via:
+            continue
+        out.extend(views(decoded, depth - 1, name, where))
+    return out

@@ -1,0 +1,110 @@
+"""Layer 1: compiled regular expressions, behind a keyword pre-filter.
+
+Patterns run against the folded text and, when it differs, the leetspeak-folded text.
+A rule with ``keywords`` runs only if one of them occurs in the text (a plain substring
+test, much cheaper than the regexes); rules without keywords always run. Each pattern
+also gets an automatic pre-test: the literals its first group starts with
+(``\\b(ignore|disregard)…`` → "ignore", "disregard"), since Python's ``re`` tries every
+alternative at every position and is slow on such patterns.
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as _c  # the parser ``re`` compiles with (3.11+): to find literal prefixes
+import re._parser as _p
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.guards.injection.fuse import LayerHit
+from proxy.guards.injection.normalize import View
+from proxy.guards.injection.rules import InjectionRule
+
+
+def _leading_literal(items: list[tuple[Any, Any]]) -> str:
+    out = []
+    for op, av in items:
+        if op == _c.AT:
+            continue
+        if op != _c.LITERAL:
+            break
+        out.append(chr(av))
+    return "".join(out).lower()
+
+
+def literal_prefixes(pattern: str) -> tuple[str, ...]:
+    """Literals one of which must occur for ``pattern`` to match (empty: no cheap test).
+
+    Looks at the pattern's first element: a group of alternatives, each starting with a
+    literal of at least two characters (``\\b(ignore|disregard)...``), or a literal run.
+    """
+    try:
+        items = list(_p.parse(pattern, re.I))
+    except re.error:
+        return ()
+    while items and items[0][0] == _c.AT:
+        items.pop(0)
+    if not items:
+        return ()
+    op, av = items[0]
+    if op == _c.LITERAL:
+        lit = _leading_literal(items)
+        return (lit,) if len(lit) >= 2 else ()
+    if op == _c.SUBPATTERN:
+        inner = list(av[-1])
+        if len(inner) == 1 and inner[0][0] == _c.BRANCH:
+            branches = [list(b) for b in inner[0][1][1]]
+        else:
+            branches = [inner]
+        lits = tuple(_leading_literal(b) for b in branches)
+        return lits if all(len(x) >= 2 for x in lits) else ()
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    regex: re.Pattern[str]
+    needs: tuple[str, ...]  # cheap pre-test: one of these substrings must occur
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if self.needs and not any(n in text for n in self.needs):
+            return None
+        return self.regex.search(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: InjectionRule
+    patterns: tuple[_Pattern, ...]
+    keywords: tuple[str, ...]
+
+
+class RegexLayer:
+    name = "regex"
+
+    def __init__(self, rules: tuple[InjectionRule, ...]) -> None:
+        self._rules = tuple(
+            _Compiled(
+                r,
+                tuple(_Pattern(re.compile(p, re.I | re.S), literal_prefixes(p)) for p in r.patterns),
+                tuple(k.lower() for k in r.keywords),
+            )
+            for r in rules
+            if r.kind == "regex"
+        )
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def scan(self, view: View, surface: str = "user") -> list[LayerHit]:
+        texts = [view.folded.text] if view.leet == view.folded.text else [view.folded.text, view.leet]
+        hits: list[LayerHit] = []
+        for c in self._rules:
+            if surface not in c.rule.surfaces:
+                continue
+            if c.keywords and not any(k in t for t in texts for k in c.keywords):
+                continue
+            found = next((m for t in texts for p in c.patterns if (m := p.search(t))), None)
+            if found is not None:
+                hits.append(LayerHit(c.rule, 1.0, self.name, found.span(), found.group()[:80]))
+        return hits

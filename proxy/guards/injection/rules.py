@@ -1,0 +1,154 @@
+"""The signature database (``rules/injection/*.yaml``): typed, validated at load time.
+
+A rule is one of three kinds: ``regex`` (compiled patterns, optional keyword
+pre-filter), ``phrase`` (fuzzy matching with rapidfuzz over sliding windows) or
+``exemplar`` (semantic similarity with the shared MiniLM model). Patterns and phrases
+are written against the folded text (see ``normalize.fold``: lower-case, homoglyphs
+folded, separators collapsed). ``false_positives`` lists known benign texts; for
+exemplar rules they also act as negative anchors (a text closer to one of them than to
+the rule's exemplars is not a hit).
+
+Errors name the file, the rule id and the field (``RuleLoadError``). Regex and phrase
+rules check their own ``examples`` at load time; exemplar rules (which need the model)
+are checked by ``selftest.test_rules`` and the test suite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from proxy.guards.injection.normalize import views
+from proxy.rules.loader import RuleLoadError, Strict, read_yaml, rule_files, validate
+
+Kind = Literal["regex", "phrase", "exemplar"]
+RuleSurface = Literal["user", "tool", "tool_args", "prompt", "system", "assistant", "embedding_input"]
+DEFAULT_SURFACES: list[RuleSurface] = ["user", "tool", "tool_args", "prompt", "embedding_input"]
+DEFAULT_THRESHOLD: dict[str, float] = {"regex": 1.0, "phrase": 0.88, "exemplar": 0.80}
+
+
+class Examples(Strict):
+    match: list[str] = Field(default_factory=list)
+    no_match: list[str] = Field(default_factory=list)
+
+
+class InjectionRule(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    status: Literal["experimental", "test", "stable"] = "experimental"
+    severity: Literal["low", "medium", "high", "critical"] = "high"
+    action: Literal["block", "refuse", "flag", "monitor"] = "block"
+    kind: Kind
+    family: str = ""
+    description: str = ""
+    patterns: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)  # regex pre-filter: substrings of the folded text
+    phrases: list[str] = Field(default_factory=list)
+    exemplars: list[str] = Field(default_factory=list)
+    threshold: float | None = Field(default=None, gt=0, le=1)
+    surfaces: list[RuleSurface] = Field(default_factory=lambda: list(DEFAULT_SURFACES), min_length=1)
+    references: list[str] = Field(default_factory=list)
+    false_positives: list[str] = Field(default_factory=list)
+    message: str = "The request was blocked: it looks like a prompt injection or jailbreak attempt."
+    examples: Examples = Field(default_factory=Examples)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for i, pat in enumerate(value):
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise ValueError(f"pattern {i} does not compile: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _kind_has_its_field(self) -> InjectionRule:
+        need = {"regex": "patterns", "phrase": "phrases", "exemplar": "exemplars"}[self.kind]
+        if not getattr(self, need):
+            raise ValueError(f"a {self.kind} rule needs at least one entry in {need!r}")
+        for other in {"patterns", "phrases", "exemplars"} - {need}:
+            if getattr(self, other):
+                raise ValueError(f"a {self.kind} rule must not have {other!r}")
+        if self.keywords and self.kind != "regex":
+            raise ValueError("keywords are a pre-filter for regex rules only")
+        return self
+
+    @property
+    def cutoff(self) -> float:
+        return self.threshold if self.threshold is not None else DEFAULT_THRESHOLD[self.kind]
+
+
+class InjectionFile(Strict):
+    """One file of ``rules/injection/``."""
+
+    schema_version: Literal[1]
+    rules: list[InjectionRule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRule:
+    rule: InjectionRule
+    file: Path
+
+
+def _own_layer_hits(rule: InjectionRule, text: str) -> bool:
+    """Does ``rule`` alone (regex or phrase) fire on ``text``? Used for load-time example checks."""
+    from proxy.guards.injection.fuzzy_layer import FuzzyLayer
+    from proxy.guards.injection.regex_layer import RegexLayer
+
+    layer = RegexLayer((rule,)) if rule.kind == "regex" else FuzzyLayer((rule,))
+    return any(layer.scan(v) for v in views(text))
+
+
+def check_examples(rule: InjectionRule, path: Path) -> None:
+    if rule.kind == "exemplar":
+        return
+    for i, text in enumerate(rule.examples.match):
+        if not _own_layer_hits(rule, text):
+            raise RuleLoadError(
+                path, f"example {text[:60]!r} should match but does not", rule_id=rule.id, field=f"examples.match.{i}"
+            )
+    for i, text in enumerate(rule.examples.no_match):
+        if _own_layer_hits(rule, text):
+            raise RuleLoadError(
+                path,
+                f"example {text[:60]!r} should not match but does",
+                rule_id=rule.id,
+                field=f"examples.no_match.{i}",
+            )
+
+
+def read_rule_file(path: Path) -> InjectionFile:
+    """Like ``loader.load_file`` but with libyaml's C parser when present (the exemplar
+    files are large: ~1.2 s in pure Python, ~30 ms in C); errors fall back to the shared
+    reader so they are reported the same way."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return validate(InjectionFile, read_yaml(path), path)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = read_yaml(path)  # raises RuleLoadError with file, line and column
+    return validate(InjectionFile, data, path)
+
+
+def load_rules(directory: Path, *, check: bool = True) -> tuple[LoadedRule, ...]:
+    """Every rule under ``directory`` (``*.yaml``), ids unique across files."""
+    if not directory.is_dir():
+        raise RuleLoadError(directory, "injection rules directory does not exist")
+    seen: dict[str, Path] = {}
+    out: list[LoadedRule] = []
+    for path in rule_files(directory):
+        for rule in read_rule_file(path).rules:
+            if rule.id in seen:
+                raise RuleLoadError(path, f"duplicate id (also in {seen[rule.id].name})", rule_id=rule.id, field="id")
+            seen[rule.id] = path
+            if check:
+                check_examples(rule, path)
+            out.append(LoadedRule(rule, path))
+    return tuple(out)

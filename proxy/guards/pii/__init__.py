@@ -1,0 +1,1 @@
+"""PII redaction: request guard ``pii`` (guard.py) and response guard ``pii_restore`` (restore.py)."""
