@@ -126,24 +126,35 @@ async def wait_ready(url: str, timeout: float = 600.0) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
-async def ttft(session: aiohttp.ClientSession, base: str) -> float:
+async def arrivals(session: aiohttp.ClientSession, base: str) -> list[tuple[int, float]]:
+    """(characters received so far, ms since the request) for every content delta."""
     body = {
         "model": "gpt-4o-mini",
         "stream": True,
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Return policy?"}],
     }
     t0 = time.perf_counter()
-    first: float | None = None
+    seen = 0
+    out: list[tuple[int, float]] = []
     async with session.post(
         f"{base}/chat/completions", json=body, headers={"Authorization": "Bearer sk-guardrail-dev"}
     ) as r:
         async for line in r.content:
-            if first is None and line.startswith(b"data: {") and b'"content": "' in line.replace(b'":"', b'": "'):
-                if b'"content": ""' not in line.replace(b'":"', b'": "'):
-                    first = (time.perf_counter() - t0) * 1000
-    if first is None:
+            if not line.startswith(b"data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    seen += len(text)
+                    out.append((seen, (time.perf_counter() - t0) * 1000))
+    if not out:
         raise RuntimeError(f"no content from {base}")
-    return first
+    return out
+
+
+def first_after(points: list[tuple[int, float]], chars: int) -> float:
+    """When the stream had delivered more than ``chars`` characters."""
+    return next(ms for n, ms in points if n > chars)
 
 
 async def end_to_end(requests: int) -> dict[int, dict[str, float]]:
@@ -174,26 +185,32 @@ async def end_to_end(requests: int) -> dict[int, dict[str, float]]:
         await wait_ready(f"http://127.0.0.1:{up_port}/v1/models")
         for root in targets.values():
             await wait_ready(f"{root}/healthz")
-        samples: dict[int | str, list[float]] = {"direct": [], **{w: [] for w in WINDOWS}}
+        samples: dict[int, list[float]] = {w: [] for w in WINDOWS}
+        fill: dict[int, list[float]] = {w: [] for w in WINDOWS}
+        direct: list[float] = []
         async with aiohttp.ClientSession() as s:
             for root in targets.values():  # warm up: model loads, first connections
                 for _ in range(3):
-                    await ttft(s, f"{root}/v1")
+                    await arrivals(s, f"{root}/v1")
             for _ in range(requests):  # interleaved rounds
-                samples["direct"].append(await ttft(s, upstream))
+                d = await arrivals(s, upstream)
+                direct.append(d[0][1])
                 for window, root in targets.items():
-                    samples[window].append(await ttft(s, f"{root}/v1"))
-        direct = statistics.median(samples["direct"])
+                    # The window needs `window` characters behind the first one before it may leave:
+                    # the direct stream says when the upstream had sent them.
+                    fill[window].append(first_after(d, window) - d[0][1])
+                    samples[window].append((await arrivals(s, f"{root}/v1"))[0][1])
         out: dict[int, dict[str, float]] = {}
+        direct_med = statistics.median(direct)
         for window in WINDOWS:
             med = statistics.median(samples[window])
-            fill_ms = max(0, window // CHUNK_CHARS - 1) * CHUNK_DELAY_S * 1000
+            fill_ms = statistics.median(fill[window])
             out[window] = {
-                "ttft_direct_ms": direct,
+                "ttft_direct_ms": direct_med,
                 "ttft_proxy_ms": med,
-                "added_ms": med - direct,
+                "added_ms": med - direct_med,
                 "window_fill_ms": fill_ms,
-                "added_beyond_fill_ms": med - direct - fill_ms,
+                "added_beyond_fill_ms": med - direct_med - fill_ms,
             }
         return out
     finally:
