@@ -46,7 +46,9 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
+        # The route pattern, not the raw path: a client-chosen path may hold anything.
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+        log.exception("unhandled error", extra={"route": route, "method": request.method})
         return ProxyError(
             500, "The proxy failed to handle the request.", type="server_error", code="internal_error"
         ).response()

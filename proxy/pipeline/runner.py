@@ -52,7 +52,10 @@ async def run_request_guards(slots: tuple[RequestSlot, ...], ctx: RequestContext
             async with asyncio.timeout(entry.timeout_ms / 1000):
                 verdict = await slot.guard.check(ctx)
         except Exception as exc:  # a guard failing is handled as its entry declares
-            log.warning("guard failed", extra={"guard": entry.guard, "error": type(exc).__name__})
+            log.warning(
+                "guard failed",
+                extra={"guard": entry.guard, "error": type(exc).__name__, "request_id": ctx.request_id},
+            )
             verdict = error_verdict(entry, exc)
         enforced = entry.mode == "enforce"
         ctx.record(verdict, enforced=enforced, elapsed_ms=(time.perf_counter() - t0) * 1000)

@@ -69,26 +69,50 @@ class InProcessBaselines:
 
 
 class StateBaselines:
-    """Baselines in the shared state store (survive restarts, shared by replicas)."""
+    """Baselines in the shared state store (survive restarts, shared by replicas).
 
-    def __init__(self, state: Any) -> None:
+    Drift is weak evidence, so an unreachable store must not fail the answer (the
+    output guard fails closed on errors): while the store is down the baselines of this
+    process are used and updated instead, and the failure is logged once per outage.
+    """
+
+    def __init__(self, state: Any, limit: int = 1000) -> None:
         self.state = state
+        self.local = InProcessBaselines(limit)
+        self._failing = False
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:
+            log.warning(
+                "drift baselines: state store unavailable, using in-process ones",
+                extra={"error": type(exc).__name__},
+            )
+        self._failing = True
 
     async def get(self, key: str) -> Baseline:
-        raw = await self.state.get(key)
+        try:
+            raw = await self.state.get(key)
+        except Exception as exc:  # fail open: see the class docstring
+            self._failed(exc)
+            return await self.local.get(key)
+        self._failing = False
         if not raw:
             return Baseline()
         return Baseline(**json.loads(raw))
 
     async def put(self, key: str, b: Baseline) -> None:
-        await self.state.set(key, json.dumps(b.__dict__))
+        await self.local.put(key, b)
+        try:
+            await self.state.set(key, json.dumps(b.__dict__))
+        except Exception as exc:  # fail open
+            self._failed(exc)
 
 
 def pick_store(services: Any, limit: int) -> InProcessBaselines | StateBaselines:
     state = getattr(services, "state", None)
     get, put = getattr(state, "get", None), getattr(state, "set", None)
     if state is not None and asyncio.iscoroutinefunction(get) and asyncio.iscoroutinefunction(put):
-        return StateBaselines(state)
+        return StateBaselines(state, limit)
     return InProcessBaselines(limit)
 
 

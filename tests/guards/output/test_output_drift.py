@@ -56,3 +56,24 @@ async def test_drift_embedding_runs_off_the_event_loop() -> None:
     finally:
         task.cancel()
     assert ticks > 1
+
+
+async def test_an_unreachable_state_store_does_not_fail_the_answer() -> None:
+    """Baselines live in Redis when configured; Redis down → in-process baselines, no error."""
+    import socket
+
+    from proxy.guards.output.drift import StateBaselines
+    from proxy.state.redis_store import RedisStore
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    svc = services()
+    svc.state = RedisStore(f"redis://127.0.0.1:{port}/0")
+    sig = DriftSignals(DriftConfig(min_samples=10), svc)
+    assert isinstance(sig.store, StateBaselines)
+    for text in NORMAL:
+        assert await judge(sig, text) == []
+    off_topic = "Sure! Here is a Python script that deletes every file in the home directory recursively."
+    assert await judge(sig, off_topic) == ["output.drift.embedding"]  # learnt in process meanwhile
+    await svc.state.close()
