@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from proxy.app import create_app
 from proxy.devtools.fake_upstream import FakeUpstream
+from proxy.devtools.redis_server import RedisServer, available
 from proxy.runtime import RUNTIME, Runtime, Settings
 from proxy.upstream.client import UpstreamSettings
 
@@ -64,6 +65,18 @@ def rules_copy(tmp_path: Path) -> Path:
 MakeProxy = Callable[..., Awaitable[ProxyHandle]]
 
 
+async def serve_app(app: web.Application, runners: list[web.AppRunner]) -> ProxyHandle:
+    """Run ``app`` on a free local port; the caller cleans up ``runners`` at teardown."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    runners.append(runner)
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    root = f"http://127.0.0.1:{port}"
+    return ProxyHandle(app, runner, f"{root}/v1", root)
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_proxy(upstream: FakeUpstream) -> AsyncIterator[MakeProxy]:
     runners: list[web.AppRunner] = []
@@ -83,15 +96,7 @@ async def make_proxy(upstream: FakeUpstream) -> AsyncIterator[MakeProxy]:
             no_guards=no_guards,
             client_timeout_s=client_timeout_s,
         )
-        app = create_app(settings)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        root = f"http://127.0.0.1:{port}"
-        return ProxyHandle(app, runner, f"{root}/v1", root)
+        return await serve_app(create_app(settings), runners)
 
     yield factory
     for r in runners:
@@ -102,3 +107,27 @@ async def make_proxy(upstream: FakeUpstream) -> AsyncIterator[MakeProxy]:
 async def proxy(make_proxy: MakeProxy) -> ProxyHandle:
     """The proxy with the shipped rules in front of the fake upstream."""
     return await make_proxy()
+
+
+# A real redis-server (state store and limits tests); in CI a missing Redis fails, never skips.
+def require_redis() -> None:
+    if not available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI (apt-get install redis-server)")
+        pytest.skip("redis-server not installed")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    require_redis()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of its own, for tests that stop and restart it."""
+    require_redis()
+    server = RedisServer().start()
+    yield server
+    server.stop()

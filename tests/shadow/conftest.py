@@ -22,7 +22,7 @@ from proxy.devtools.fake_upstream import FakeUpstream
 from proxy.pipeline.registry import REGISTRY, GuardSpec
 from proxy.runtime import Settings
 from proxy.upstream.client import UpstreamSettings
-from tests.conftest import UPSTREAM_KEY, ProxyHandle
+from tests.conftest import UPSTREAM_KEY, ProxyHandle, serve_app
 
 Installer = Callable[[web.Application], None]
 StartProxy = Callable[..., Awaitable[ProxyHandle]]
@@ -61,14 +61,7 @@ async def start_proxy(upstream: FakeUpstream) -> AsyncIterator[StartProxy]:
         app = create_app(settings)
         for install in installers:
             install(app)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        root = f"http://127.0.0.1:{port}"
-        return ProxyHandle(app, runner, f"{root}/v1", root)
+        return await serve_app(app, runners)
 
     yield factory
     for r in runners:

@@ -25,7 +25,7 @@ from proxy.pipeline.registry import REGISTRY, GuardSpec
 from proxy.runtime import Settings
 from proxy.services import Services
 from proxy.upstream.client import UpstreamSettings
-from tests.conftest import UPSTREAM_KEY, ProxyHandle
+from tests.conftest import UPSTREAM_KEY, ProxyHandle, serve_app
 
 GUARDS = {
     "approved": GuardSpec("request", "proxy.guards.approved:build"),
@@ -84,15 +84,7 @@ async def guarded_proxy(upstream: FakeUpstream) -> AsyncIterator[GuardedProxy]:
             rules_dir=rules_dir,
             upstream=replace(UpstreamSettings(url=upstream.url, api_key=UPSTREAM_KEY), max_retries=0),
         )
-        app = create_app(settings, services())
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        root = f"http://127.0.0.1:{port}"
-        return ProxyHandle(app, runner, f"{root}/v1", root)
+        return await serve_app(create_app(settings, services()), runners)
 
     yield factory
     for r in runners:
