@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,25 +38,12 @@ def load_detector(bc: BuildContext) -> tuple[Any | None, str]:
     cls = getattr(mod, "Detector", None)
     if cls is None:
         return None, f"{MODULE} has no public Detector"
-    for maker in ("from_build_context", "from_rules", "load"):
-        fn = getattr(cls, maker, None)
-        if callable(fn):
-            try:
-                return (fn(bc) if maker == "from_build_context" else fn(bc.rules_dir, bc.services)), ""
-            except TypeError:
-                return fn(bc.rules_dir), ""
-    return None, f"{MODULE}.Detector offers no known constructor"
+    return cls.from_build_context(bc), ""
 
 
 def _risk_and_ids(result: Any) -> tuple[float, list[str]]:
-    risk = getattr(result, "risk", None)
-    if risk is None:
-        risk = getattr(result, "score", 0.0)
-    hits = getattr(result, "hits", None)
-    if hits is None and hasattr(result, "verdict"):
-        hits = getattr(result.verdict, "hits", ())
-    ids = [str(getattr(h, "rule_id", h)) for h in hits or ()]
-    return float(risk or 0.0), ids
+    """The detector's ``Findings``: overall risk and the rule ids that fired."""
+    return float(result.risk), [h.rule_id for h in result.hits]
 
 
 class EchoSignal(BaseSignal):
@@ -69,13 +55,9 @@ class EchoSignal(BaseSignal):
         text = text[-self.owner.cfg.max_chars :]
         if det is None or not text.strip():
             return []
-        scan = getattr(det, "scan", None) or det.detect
-        if inspect.iscoroutinefunction(scan):
-            result = await scan(text)
-        else:
-            loop = asyncio.get_running_loop()
-            cpu = self.owner.services.cpu if self.owner.services is not None else None
-            result = await loop.run_in_executor(cpu, scan, text)
+        loop = asyncio.get_running_loop()
+        cpu = self.owner.services.cpu if self.owner.services is not None else None
+        result = await loop.run_in_executor(cpu, det.scan, text)
         risk, ids = _risk_and_ids(result)
         if risk <= 0:
             return []
