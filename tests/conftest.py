@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,6 +108,24 @@ async def make_proxy(upstream: FakeUpstream) -> AsyncIterator[MakeProxy]:
 async def proxy(make_proxy: MakeProxy) -> ProxyHandle:
     """The proxy with the shipped rules in front of the fake upstream."""
     return await make_proxy()
+
+
+# Chart and Dockerfile tools (helm, kubernetes-validate, hadolint): `make setup` puts them in
+# .venv/bin. Found by $ENV_VAR, beside this interpreter, then on PATH; in CI a missing tool fails.
+def find_tool(env_var: str, name: str) -> str | None:
+    for candidate in (os.environ.get(env_var), str(Path(sys.executable).parent / name), shutil.which(name)):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def require_tool(env_var: str, name: str) -> str:
+    found = find_tool(env_var, name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (make setup installs it into .venv/bin)")
+        pytest.skip(f"{name} not found (make setup installs it; or set {env_var})")
+    return found
 
 
 # A real redis-server (state store and limits tests); in CI a missing Redis fails, never skips.

