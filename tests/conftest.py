@@ -110,6 +110,12 @@ async def proxy(make_proxy: MakeProxy) -> ProxyHandle:
     return await make_proxy()
 
 
+# Property tests: a short run in CI; bench/fuzz.py sets GUARDRAIL_FUZZ_EXAMPLES for a long one.
+def fuzz_examples(default: int) -> int:
+    raw = os.environ.get("GUARDRAIL_FUZZ_EXAMPLES")
+    return int(raw) if raw else default
+
+
 # Chart and Dockerfile tools (helm, kubernetes-validate, hadolint): `make setup` puts them in
 # .venv/bin. Found by $ENV_VAR, beside this interpreter, then on PATH; in CI a missing tool fails.
 def find_tool(env_var: str, name: str) -> str | None:

@@ -1,12 +1,11 @@
 """Schemathesis drives generated requests (valid and invalid) at a live proxy.
 
 The proxy's own code must never answer 5xx or a traceback: every error is OpenAI-shaped.
-A longer run: ``GUARDRAIL_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest tests/fuzz``.
+A long run (10,000 cases per property test): ``.venv/bin/python bench/fuzz.py``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,10 +13,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from proxy.openapi import spec
-from tests.conftest import DEV_KEY
+from tests.conftest import DEV_KEY, fuzz_examples
 from tests.live import live_proxy
 
-EXAMPLES = int(os.environ.get("GUARDRAIL_FUZZ_EXAMPLES", "25"))
+EXAMPLES = fuzz_examples(25)
 schema = schemathesis.openapi.from_dict(spec())
 
 

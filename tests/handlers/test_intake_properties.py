@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from proxy.context import Route
 from proxy.errors import ProxyError
 from proxy.handlers.intake import parse_json, validate
+from tests.conftest import fuzz_examples
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -29,7 +30,7 @@ request_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=fuzz_examples(300), deadline=None)
 @given(raw=st.binary(max_size=300))
 def test_arbitrary_bytes_are_4xx_or_valid(raw: bytes) -> None:
     try:
@@ -40,7 +41,7 @@ def test_arbitrary_bytes_are_4xx_or_valid(raw: bytes) -> None:
     assert isinstance(body, dict)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=fuzz_examples(300), deadline=None)
 @given(body=request_like, route=st.sampled_from(list(Route)))
 def test_any_json_body_validates_or_is_a_clear_400(body: dict, route: Route) -> None:
     raw = json.dumps(body).encode()

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.streaming.sse import SSEParser, encode
+from tests.conftest import fuzz_examples
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=60)
 events = st.lists(
@@ -15,7 +16,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=fuzz_examples(200), deadline=None)
 @given(events=events, cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=20), crlf=st.booleans())
 def test_any_split_gives_the_same_events(events: list[tuple[str, str | None]], cuts: list[int], crlf: bool) -> None:
     wire = b"".join(encode(data, name) for data, name in events)
@@ -30,7 +31,7 @@ def test_any_split_gives_the_same_events(events: list[tuple[str, str | None]], c
     assert parser.pending() == b""
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=fuzz_examples(200), deadline=None)
 @given(junk=st.binary(max_size=500))
 def test_arbitrary_bytes_never_raise(junk: bytes) -> None:
     parser = SSEParser()
