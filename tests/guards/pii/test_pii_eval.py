@@ -54,3 +54,22 @@ def test_cli_prints_both_systems(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "EMAIL_ADDRESS" in out and "OVERALL" in out and "rows/s" in out
     overall = next(line for line in out.splitlines() if line.startswith("OVERALL"))
     assert overall.split("|")[1].split() == ["1.000", "1.000", "1.000", "1.000"]
+
+
+def test_report_states_speed_and_f2_targets_against_vanilla() -> None:
+    import io
+
+    from proxy.evals.pii import Tally, report
+
+    ours, vanilla = Result("ours", seconds=1.0, rows=30), Result("vanilla", seconds=3.0, rows=30)
+    ours.per["PERSON"] = Tally(pred=10, pred_ok=9, gold=10, gold_found=9, chars=50, chars_covered=48)
+    vanilla.per["PERSON"] = Tally(pred=10, pred_ok=6, gold=10, gold_found=6, chars=50, chars_covered=40)
+    out = io.StringIO()
+    report([ours, vanilla], ["PERSON"], out)
+    text = out.getvalue()
+    assert "speed-up ours vs vanilla: 3.00x (target >= 2.00x: met)" in text
+    assert "equal or better: yes" in text and "(target >= +0.150: met)" in text
+    vanilla.seconds = 1.5
+    out = io.StringIO()
+    report([ours, vanilla], ["PERSON"], out)
+    assert "1.50x (target >= 2.00x: NOT met)" in out.getvalue()
