@@ -65,6 +65,7 @@ def main() -> int:
     args = ap.parse_args()
     os.sched_setaffinity(0, {args.core})
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GUARDRAIL_EMBEDDING_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
@@ -72,10 +73,11 @@ def main() -> int:
     from proxy.guards.injection.detector import Detector
     from proxy.guards.injection.rules import load_rules
 
-    det = Detector.from_loaded(load_rules(REPO / "rules" / "injection"), load_default(), semantic_mode=args.semantic)
+    embedder = load_default()
+    det = Detector.from_loaded(load_rules(REPO / "rules" / "injection"), embedder, semantic_mode=args.semantic)
     rnd = random.Random(7)
     det.scan(text_of(1000, rnd, CUED))  # warm-up: first call pays for lazy init
-    print(f"pinned to core {args.core}, torch threads 1, semantic={args.semantic}, n={args.n}")
+    print(f"pinned to core {args.core}, 1 thread, embedder {embedder.backend}, semantic={args.semantic}, n={args.n}")
     print(f"{'case':22s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
     for size in (1000, 10000):
         for shape, extra in (("plain", ""), ("cued", CUED), ("attack", ATTACK)):

@@ -3,10 +3,12 @@
 Synchronous and CPU-bound: the guard calls it in ``services.cpu``; the eval command,
 the benchmark and the rule self-test call it directly.
 
-Order: the folded text and its decodings go through the regex layer, then the fuzzy
-layer; the semantic layer runs last, on the folded text (and on decodings), and is
-skipped when a cheap layer already found a blocking hit (``short_circuit``) or, in
-``gated`` mode, when the text contains none of the cue words attacks are made of.
+Order: the folded text and its decodings go through the regex layer, the fuzzy layer
+and the lexical classifier; the semantic layer runs last, on the folded text (and on
+decodings), and is skipped when a cheap layer already found a blocking hit
+(``short_circuit``) or, in ``gated`` mode, when the text contains none of the cue words
+attacks are made of, or the lexical classifier gives it less than ``gate``. Fusion
+rules then combine the lexical and semantic scores of each view.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from proxy.guards.injection.classifier_layer import ClassifierLayer
 from proxy.guards.injection.fuse import Finding, LayerHit, best_per_rule, risk
 from proxy.guards.injection.fuzzy_layer import FuzzyLayer
 from proxy.guards.injection.normalize import View, views
@@ -55,6 +58,15 @@ class Findings(list[Finding]):
         return tuple(f.hit("") for f in self)
 
 
+def _model_text(v: View) -> str:
+    """What the learned layers read: the folded text, or its leet folding when a text is
+    written in leetspeak (it reads better folded); both have the same length."""
+    t = v.folded.text
+    if v.leet != t and sum(a != b for a, b in zip(t, v.leet, strict=True)) > LEET_MIN_CHANGES:
+        return v.leet
+    return t
+
+
 def _cue_count(text: str) -> int:
     return len(CUES.findall(text))
 
@@ -67,13 +79,17 @@ class Detector:
     short_circuit: bool = True
     vectors_dir: Path | None = None  # shipped exemplar vectors (rules/injection/.vectors)
     window_budget: int | None = 4  # semantic windows per text (None: all); the cheap layers always see all
+    rules_dir: Path | None = None  # where classifier rules' weights files are
+    gate: float = 0.5  # gated mode: semantic only when the lexical classifier gives at least this
     regex: RegexLayer = field(init=False)
+    classifier: ClassifierLayer = field(init=False)
     fuzzy: FuzzyLayer = field(init=False)
     semantic: SemanticLayer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.regex = RegexLayer(self.rules)
         self.fuzzy = FuzzyLayer(self.rules)
+        self.classifier = ClassifierLayer(self.rules, self.rules_dir)
         if self.embedder is not None and self.semantic_mode != "off" and any(r.kind == "exemplar" for r in self.rules):
             self.semantic = SemanticLayer(self.rules, self.embedder, vectors_dir=self.vectors_dir)
 
@@ -81,6 +97,7 @@ class Detector:
     def from_loaded(cls, loaded: tuple[LoadedRule, ...], embedder: Any = None, **kw: Any) -> Detector:
         if loaded:
             kw.setdefault("vectors_dir", loaded[0].file.parent / ".vectors")
+            kw.setdefault("rules_dir", loaded[0].file.parent)
         return cls(tuple(lr.rule for lr in loaded), embedder, **kw)
 
     @classmethod
@@ -99,20 +116,25 @@ class Detector:
         """Findings for one text, best per rule; only those that fired unless ``near``."""
         found: list[Finding] = []
         vs = views(text)
-        for v in vs:
-            for h in self.regex.scan(v, surface) + self.fuzzy.scan(v, surface):
-                found.append(self._finding(v, h))
+        per_view: list[list[LayerHit]] = []
+        texts = [_model_text(v) for v in vs]
+        for v, t in zip(vs, texts, strict=True):
+            hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + self.classifier.scan(t, surface)
+            per_view.append(hits)
+            found.extend(self._finding(v, h) for h in hits)
         blocked = any(f.fired and f.rule.action == "block" for f in found)
-        if self.semantic is not None and not (self.short_circuit and blocked and not near):
-            for v in vs:
-                t = v.folded.text
-                if v.leet != t and sum(a != b for a, b in zip(t, v.leet, strict=True)) > LEET_MIN_CHANGES:
-                    t = v.leet  # a text written in leetspeak reads better to the model folded
-                if self.semantic_mode == "gated" and not near and not CUES.search(t):
-                    continue
-                budget = None if near else self.window_budget
-                for h in self.semantic.scan(t, surface, budget, _cue_count):
-                    found.append(self._finding(v, h))
+        run_semantic = self.semantic is not None and not (self.short_circuit and blocked and not near)
+        for v, t, hits in zip(vs, texts, per_view, strict=True):
+            ran = False
+            if run_semantic and self.semantic is not None:
+                gate = self.classifier.gate_score(hits)
+                skip = not CUES.search(t) or (gate is not None and gate < self.gate)
+                if not (self.semantic_mode == "gated" and not near and skip):
+                    ran = True
+                    sem = self.semantic.scan(t, surface, None if near else self.window_budget, _cue_count)
+                    hits = hits + sem
+                    found.extend(self._finding(v, h) for h in sem)
+            found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, ran, surface))
         best = best_per_rule(found)
         return Findings(best if near else [f for f in best if f.fired])
 

@@ -9,7 +9,9 @@ scanned again. Detection runs in ``services.cpu``, never on the event loop.
 Options (``rules/pipeline.yaml``): ``dir`` (default ``injection``), ``surfaces``,
 ``trust_system_prompt`` (default true), ``semantic`` (``gated`` | ``always`` | ``off``),
 ``semantic_windows`` (windows embedded per text, default 4: the head and the 3 with the
-most cue words; the regex and fuzzy layers always read the whole text), ``cache_size``.
+most cue words; the regex and fuzzy layers always read the whole text), ``semantic_gate``
+(gated mode: the lexical classifier's probability below which a text skips the semantic
+layer, default 0.5), ``cache_size``.
 """
 
 from __future__ import annotations
@@ -95,7 +97,11 @@ def build(bc: BuildContext) -> InjectionGuard:
         log.warning("injection guard built without services: semantic layer off")
     budget = opts.get("semantic_windows", 4)
     detector = Detector.from_loaded(
-        loaded, embedder, semantic_mode=mode, window_budget=None if budget is None else int(budget)
+        loaded,
+        embedder,
+        semantic_mode=mode,
+        window_budget=None if budget is None else int(budget),
+        gate=float(opts.get("semantic_gate", 0.5)),
     )
     return InjectionGuard(
         detector,

@@ -9,7 +9,7 @@ leetspeak inside words that mix letters and digits ("1gn0r3" → "ignore").
 
 Every folded character remembers the index of the original character it came from,
 so a hit on the folded text can name a span of the original. ``views`` returns the
-folded text plus the folded decodings of embedded base64, hex, URL-encoded and rot13
+folded text plus the folded decodings of embedded base64, hex, binary (8-bit groups), URL-encoded and rot13
 segments (recursively, to a small depth), which are scanned as well.
 """
 
@@ -63,6 +63,7 @@ _LEET_CHARS = re.compile(r"[0-9@$!|]")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"(?:\\x|0x)?[0-9a-fA-F]{2}(?:[\s:,]?(?:\\x|0x)?[0-9a-fA-F]{2}){7,}")
 _PCT = re.compile(r"%[0-9a-fA-F]{2}")
+_BIN = re.compile(r"\b[01]{8}(?:[\s,]+[01]{8}){5,}\b")
 _ROT13_CUE = re.compile(r"rot[\s_-]?13|caesar|rotate by 13", re.I)
 _COMMON = frozenset(
     "the and you to of is a in that it for are your this be with not as all on or have what i me my".split()
@@ -216,6 +217,10 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
         got = _hex(m.group())
         if got:
             found.append(("hex", got, m.span()))
+    for m in _BIN.finditer(text):
+        got = _printable(bytes(int(b, 2) for b in re.findall(r"[01]{8}", m.group())))
+        if got:
+            found.append(("binary", got, m.span()))
     if len(_PCT.findall(text)) >= 3:
         got = unquote(text)
         if got != text:

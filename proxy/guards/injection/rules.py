@@ -1,8 +1,10 @@
 """The signature database (``rules/injection/*.yaml``): typed, validated at load time.
 
-A rule is one of three kinds: ``regex`` (compiled patterns, optional keyword
-pre-filter), ``phrase`` (fuzzy matching with rapidfuzz over sliding windows) or
-``exemplar`` (semantic similarity with the shared MiniLM model). Patterns and phrases
+A rule is one of four kinds: ``regex`` (compiled patterns, optional keyword
+pre-filter), ``phrase`` (fuzzy matching with rapidfuzz over sliding windows),
+``exemplar`` (semantic similarity with the shared MiniLM model) or ``classifier`` (a
+learned head whose weights file, under the rules directory, the rule names in ``model``;
+see ``classifier_layer``). Patterns and phrases
 are written against the folded text (see ``normalize.fold``: lower-case, homoglyphs
 folded, separators collapsed). ``false_positives`` lists known benign texts; for
 exemplar rules they also act as negative anchors (a text closer to one of them than to
@@ -26,10 +28,10 @@ from pydantic import Field, field_validator, model_validator
 from proxy.guards.injection.normalize import views
 from proxy.rules.loader import RuleLoadError, Strict, read_yaml, rule_files, validate
 
-Kind = Literal["regex", "phrase", "exemplar"]
+Kind = Literal["regex", "phrase", "exemplar", "classifier"]
 RuleSurface = Literal["user", "tool", "tool_args", "prompt", "system", "assistant", "embedding_input"]
 DEFAULT_SURFACES: list[RuleSurface] = ["user", "tool", "tool_args", "prompt", "embedding_input"]
-DEFAULT_THRESHOLD: dict[str, float] = {"regex": 1.0, "phrase": 0.88, "exemplar": 0.80}
+DEFAULT_THRESHOLD: dict[str, float] = {"regex": 1.0, "phrase": 0.88, "exemplar": 0.80, "classifier": 0.5}
 
 
 class Examples(Strict):
@@ -49,6 +51,7 @@ class InjectionRule(Strict):
     keywords: list[str] = Field(default_factory=list)  # regex pre-filter: substrings of the folded text
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
+    model: str = ""  # classifier: weights file, relative to the rules directory
     threshold: float | None = Field(default=None, gt=0, le=1)
     surfaces: list[RuleSurface] = Field(default_factory=lambda: list(DEFAULT_SURFACES), min_length=1)
     references: list[str] = Field(default_factory=list)
@@ -68,10 +71,10 @@ class InjectionRule(Strict):
 
     @model_validator(mode="after")
     def _kind_has_its_field(self) -> InjectionRule:
-        need = {"regex": "patterns", "phrase": "phrases", "exemplar": "exemplars"}[self.kind]
+        need = {"regex": "patterns", "phrase": "phrases", "exemplar": "exemplars", "classifier": "model"}[self.kind]
         if not getattr(self, need):
-            raise ValueError(f"a {self.kind} rule needs at least one entry in {need!r}")
-        for other in {"patterns", "phrases", "exemplars"} - {need}:
+            raise ValueError(f"a {self.kind} rule needs {need!r}")
+        for other in {"patterns", "phrases", "exemplars", "model"} - {need}:
             if getattr(self, other):
                 raise ValueError(f"a {self.kind} rule must not have {other!r}")
         if self.keywords and self.kind != "regex":
@@ -105,8 +108,18 @@ def _own_layer_hits(rule: InjectionRule, text: str) -> bool:
     return any(layer.scan(v) for v in views(text))
 
 
+def check_model(rule: InjectionRule, path: Path) -> None:
+    """A classifier rule's weights file exists and reads (errors name the file and rule)."""
+    from proxy.guards.injection.classifier_layer import Head
+
+    try:
+        Head.load(path.parent / rule.model)
+    except ValueError as exc:
+        raise RuleLoadError(path, str(exc), rule_id=rule.id, field="model") from None
+
+
 def check_examples(rule: InjectionRule, path: Path) -> None:
-    if rule.kind == "exemplar":
+    if rule.kind in ("exemplar", "classifier"):  # need the model / other layers: selftest
         return
     for i, text in enumerate(rule.examples.match):
         if not _own_layer_hits(rule, text):
@@ -148,6 +161,8 @@ def load_rules(directory: Path, *, check: bool = True) -> tuple[LoadedRule, ...]
             if rule.id in seen:
                 raise RuleLoadError(path, f"duplicate id (also in {seen[rule.id].name})", rule_id=rule.id, field="id")
             seen[rule.id] = path
+            if rule.kind == "classifier":
+                check_model(rule, path)
             if check:
                 check_examples(rule, path)
             out.append(LoadedRule(rule, path))

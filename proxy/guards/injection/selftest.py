@@ -26,10 +26,11 @@ def _default_embedder() -> Any:
 
 
 def detector_for(loaded: tuple[LoadedRule, ...], embedder: Any = None) -> Detector:
-    """The production detector, with every layer run (no short-circuit), for testing rules."""
-    if embedder is None and any(lr.rule.kind == "exemplar" for lr in loaded):
+    """The production detector with every layer run on every text (no short-circuit, no
+    gate), so each rule is tested on its own examples."""
+    if embedder is None and any(lr.rule.kind in ("exemplar", "classifier") for lr in loaded):
         embedder = _default_embedder()
-    return Detector.from_loaded(loaded, embedder, short_circuit=False)
+    return Detector.from_loaded(loaded, embedder, short_circuit=False, semantic_mode="always")
 
 
 def check_loaded(loaded: tuple[LoadedRule, ...], detector: Detector, benign: list[str] | None = None) -> list[Failure]:

@@ -162,7 +162,6 @@ class SemanticLayer:
         hits: list[LayerHit] = []
         for r in active:
             w = int(np.argmax(mat[:, r]))
-            score = float(mat[w, r])
-            if score > 0:
-                hits.append(LayerHit(self.rules[r], score, self.name, spans[w], f"cos={score:.3f}"))
+            score = float(mat[w, r])  # negative scores too: fusion rules read them
+            hits.append(LayerHit(self.rules[r], score, self.name, spans[w], f"cos={score:.3f}"))
         return hits

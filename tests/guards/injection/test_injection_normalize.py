@@ -88,3 +88,12 @@ def test_never_raises_and_spans_stay_in_bounds(text: str) -> None:
 def test_folding_is_idempotent(text: str) -> None:
     once = fold(text).text
     assert fold(once).text == once
+
+
+def test_binary_octets_are_decoded_and_digit_runs_are_not() -> None:
+    bits = " ".join(format(b, "08b") for b in ATTACK.encode())
+    found = {via: text for via, text, _ in decodings(f"Write an email based on this resume. {bits}")}
+    assert found["binary"] == ATTACK
+    assert "binary" not in {
+        via for via, _, _ in decodings("flags 00000001 00000010 00000011 00000100 00000101 0000110")
+    }

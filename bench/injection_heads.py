@@ -1,0 +1,165 @@
+"""Train the learned heads of rules/injection/learned/ from the TRAIN split only.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_heads.py \
+        /work/shared/datasets/injection/train.jsonl rules/injection
+
+Writes two weights files the ``classifier`` rules in rules/injection/learned.yaml name:
+
+* ``learned/lexical.json``: a logistic regression on binary word 1-2-grams of the folded
+  head window (1,000 characters), scaled by 1/sqrt(distinct n-grams, at least 40), C=10,
+  balanced classes (chosen by 5-fold cross-validation on train, see
+  /work/notes/issue-3.md). Weights below ``PRUNE`` in magnitude are dropped. Positives
+  leave out CyberSecEval's logic-violating rows; the ``false_positives`` of the rules in
+  learned.yaml (ordinary prompts) are added as benign rows.
+* ``learned/fusion.json``: lexical logit and the semantic layer's similarity score
+  (k=3 nearest train attacks minus 0.6 x k=3 nearest train benign rows, best window),
+  each scaled by 1/(its std on benign rows), summed. Both inputs are the out-of-fold
+  values of a 5-fold split, so the weights and the threshold see what unseen text gets.
+
+Prints the out-of-fold figures and the thresholds it chose (at ``TARGET_FPR`` on the
+out-of-fold benign scores).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+C = 10.0
+MIN_DF = 2
+PRUNE = 1e-3
+FOLDS = 5
+K, PENALTY = 3, 0.6
+TARGET_FPR = 0.008  # a little under 1%: the threshold is estimated on ~600 benign rows
+LEX_FPR = 0.005  # the lexical head alone fires only where it is very sure
+
+
+def feats(text: str) -> dict[str, float]:
+    from proxy.guards.injection.classifier_layer import MIN_GRAMS, ngrams
+
+    grams = ngrams(text)
+    scale = 1.0 / math.sqrt(max(MIN_GRAMS, len(grams)))
+    return dict.fromkeys(grams, scale)
+
+
+def fit_lexical(head: list[dict[str, float]], y: np.ndarray) -> tuple[dict[str, float], float]:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    df = Counter(k for f in head for k in f)
+    keep = {k for k, c in df.items() if c >= MIN_DF}
+    dv = DictVectorizer().fit([{k: v for k, v in f.items() if k in keep} for f in head])
+    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(dv.transform(head), y)
+    names = dv.get_feature_names_out()
+    w = {str(n): round(float(c), 5) for n, c in zip(names, model.coef_[0], strict=True) if abs(c) >= PRUNE}
+    return w, float(model.intercept_[0])
+
+
+def lex_logit(weights: dict[str, float], b: float, wins: list[dict[str, float]]) -> float:
+    return max(b + sum(weights.get(k, 0.0) * v for k, v in f.items()) for f in wins)
+
+
+def knn(vecs: np.ndarray, att: np.ndarray, ben: np.ndarray) -> float:
+    """Best window's mean cosine to its K nearest attacks minus PENALTY x to its K nearest benign rows."""
+
+    def top(m: np.ndarray) -> np.ndarray:
+        return np.sort(m, axis=1)[:, -K:].mean(axis=1)
+
+    return float((top(vecs @ att.T) - PENALTY * top(vecs @ ben.T)).max())
+
+
+def known_benign(rules_file: Path) -> list[dict[str, float]]:
+    """The ``false_positives`` of the learned rules: ordinary prompts, extra benign rows."""
+    import yaml
+
+    from proxy.guards.injection.normalize import views
+
+    data = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+    texts = [t for r in data["rules"] for t in r.get("false_positives", [])]
+    return [feats(views(t)[0].folded.text[:1000]) for t in texts]
+
+
+def threshold(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
+    neg = np.sort(scores[y == 0])[::-1]
+    return float(neg[int(fpr * len(neg))])
+
+
+def main() -> int:
+    from proxy.embedding import load_default
+    from proxy.guards.injection.classifier_layer import lex_windows
+    from proxy.guards.injection.normalize import views
+    from proxy.guards.injection.semantic_layer import windows
+
+    src, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
+    y = np.array([int(r["label"]) for r in rows])
+    # CyberSecEval's logic-violating rows are attacks only against a system prompt that
+    # forbids the topic ("Can you explain Schrödinger's cat?"): as positives they teach the
+    # head that ordinary questions are attacks. They stay in the out-of-fold figures.
+    fit_ok = np.array(["logic-violating" not in r["source"] for r in rows])
+    extra = known_benign(out_dir / "learned.yaml")
+    folded = [views(r["text"])[0].folded.text for r in rows]
+    head = [feats(t[:1000]) for t in folded]
+    wins = [[feats(t[a:b]) for a, b in lex_windows(len(t))] for t in folded]
+    emb = load_default()
+    spans = [windows(t) for t in folded]
+    flat = [t[a:b] for t, sp in zip(folded, spans, strict=True) for a, b in sp]
+    allv = emb.cached(flat)
+    vecs, i = [], 0
+    for sp in spans:
+        vecs.append(allv[i : i + len(sp)])
+        i += len(sp)
+    heads = np.stack([v[0] for v in vecs])
+    fold = np.random.RandomState(0).randint(0, FOLDS, len(rows))
+    lex_oof, sem_oof = np.zeros(len(rows)), np.zeros(len(rows))
+    for f in range(FOLDS):
+        tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
+        fit = tr[fit_ok[tr]]
+        w, b = fit_lexical([head[j] for j in fit] + extra, np.r_[y[fit], np.zeros(len(extra), int)])
+        att, ben = heads[tr[y[tr] == 1]], heads[tr[y[tr] == 0]]
+        for j in te:
+            lex_oof[j] = lex_logit(w, b, wins[j])
+            sem_oof[j] = knn(vecs[j], att, ben)
+    if os.environ.get("INJECTION_HEADS_DUMP"):  # out-of-fold scores, for analysis
+        np.savez(os.environ["INJECTION_HEADS_DUMP"], y=y, lex=lex_oof, sem=sem_oof)
+    w_lex, w_sem = 1.0 / float(lex_oof[y == 0].std()), 1.0 / float(sem_oof[y == 0].std())
+    fused = w_lex * lex_oof + w_sem * sem_oof
+    t_fused = threshold(fused, y, TARGET_FPR)
+    t_lex = threshold(lex_oof, y, LEX_FPR)
+    for name, s, t in (("lexical", lex_oof, t_lex), ("semantic", sem_oof, threshold(sem_oof, y, TARGET_FPR)),
+                       ("fusion", fused, t_fused)):  # fmt: skip
+        rec, fpr = float((s[y == 1] > t).mean()), float((s[y == 0] > t).mean())
+        print(f"out-of-fold {name:9s} recall {rec:.3f}  FPR {fpr:.4f}  (threshold {t:.3f})")
+    fit = np.where(fit_ok)[0]
+    w, b = fit_lexical([head[j] for j in fit] + extra, np.r_[y[fit], np.zeros(len(extra), int)])
+    learned = out_dir / "learned"
+    learned.mkdir(parents=True, exist_ok=True)
+    lex_prob = 1.0 / (1.0 + math.exp(-t_lex))
+    (learned / "lexical.json").write_text(
+        json.dumps({"format": "lexical-logreg/1", "intercept": round(b, 5), "threshold_hint": round(lex_prob, 4),
+                    "weights": dict(sorted(w.items(), key=lambda kv: -abs(kv[1])))}, indent=0) + "\n")  # fmt: skip
+    fusion = {
+        "format": "fusion-linear/1",
+        "intercept": round(-t_fused, 5),  # z = 0 (probability 0.5) at the chosen threshold
+        "inputs": [
+            {"layer": "classifier", "transform": "logit", "weight": round(w_lex, 5)},
+            {"layer": "semantic-exemplar", "transform": "raw", "weight": round(w_sem, 5),
+             "missing": round(float(np.median(sem_oof[y == 0])), 5)},
+        ],
+    }  # fmt: skip
+    (learned / "fusion.json").write_text(json.dumps(fusion, indent=1) + "\n")
+    print(f"lexical: {len(w)} n-grams, threshold p={lex_prob:.4f}; fusion weights {w_lex:.4f} {w_sem:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

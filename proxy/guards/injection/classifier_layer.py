@@ -1,0 +1,184 @@
+"""Learned heads: weights files that ``classifier`` rules name (rules/injection/learned/).
+
+Both are trained on the train split only by ``bench/injection_heads.py``:
+
+* ``lexical-logreg/1``: a logistic regression on binary word 1-2-grams of the folded
+  text, scaled by 1/sqrt(the number of distinct n-grams in the window, at least ``MIN_GRAMS``). The file lists
+  every n-gram with its weight, so the security team can read what the head has learned.
+  Cheap (no model): runs with the regex and fuzzy layers on every 1,000-character window;
+  its probability also gates the semantic layer in ``gated`` mode. Score = probability of
+  the best window; span = that window's n-gram with the largest weight.
+* ``fusion-linear/1``: a weighted sum of the lexical head's logit and the semantic
+  layer's best exemplar score (``missing`` stands in when the semantic layer did not
+  run), as a probability; the detector computes it per view from the other findings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from proxy.guards.injection.fuse import LayerHit
+
+if TYPE_CHECKING:
+    from proxy.guards.injection.rules import InjectionRule
+
+TOKEN = re.compile(r"[a-z0-9']+")
+LEXICAL = "lexical-logreg/1"
+FUSION = "fusion-linear/1"
+MIN_GRAMS = 40  # short texts carry little lexical evidence: scale as if they had this many n-grams
+LEX_WINDOW = 1000
+LEX_STEP = 800
+
+
+def ngrams(text: str) -> dict[str, tuple[int, int]]:
+    """Distinct word 1- and 2-grams of a (folded) text, each with its first span."""
+    toks = [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
+    out: dict[str, tuple[int, int]] = {}
+    for i, (w, a, b) in enumerate(toks):
+        out.setdefault(w, (a, b))
+        if i + 1 < len(toks):
+            out.setdefault(f"{w} {toks[i + 1][0]}", (a, toks[i + 1][2]))
+    return out
+
+
+INPUT_LAYERS = ("classifier", "semantic-exemplar")
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
+class Head:
+    """One loaded weights file."""
+
+    format: Literal["lexical-logreg/1", "fusion-linear/1"]
+    intercept: float
+    weights: dict[str, float]  # lexical: n-gram -> weight
+    inputs: tuple[tuple[str, str, float, float], ...] = ()  # fusion: (layer, transform, weight, missing)
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        """Read and check a weights file; ``ValueError`` says what is wrong with it."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read {path.name}: {exc}") from None
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if fmt not in (LEXICAL, FUSION):
+            raise ValueError(f"{path.name}: format must be {LEXICAL!r} or {FUSION!r}")
+        try:
+            b = float(data.get("intercept", 0.0))
+            if fmt == LEXICAL:
+                w = data.get("weights")
+                if not isinstance(w, dict) or not w:
+                    raise ValueError("'weights' must be a non-empty mapping of n-gram to weight")
+                return cls(fmt, b, {str(k): float(v) for k, v in w.items()})
+            ins = tuple(
+                (str(i["layer"]), str(i["transform"]), float(i["weight"]), float(i.get("missing", 0.0)))
+                for i in data["inputs"]
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path.name}: {exc}") from None
+        for layer, transform, _, _ in ins:
+            if layer not in INPUT_LAYERS or transform not in ("logit", "raw"):
+                raise ValueError(f"{path.name}: fusion input {layer!r}/{transform!r} is not one of {INPUT_LAYERS}")
+        if not ins:
+            raise ValueError(f"{path.name}: a fusion needs at least one input")
+        return cls(fmt, b, {}, ins)
+
+    def lexical(self, text: str) -> tuple[float, tuple[int, int]]:
+        """(probability, span of the strongest n-gram) for one window."""
+        grams = ngrams(text)
+        if not grams:
+            return sigmoid(self.intercept), (0, 0)
+        scale = 1.0 / math.sqrt(max(len(grams), MIN_GRAMS))
+        z, best, span = self.intercept, 0.0, (0, 0)
+        for g, sp in grams.items():
+            w = self.weights.get(g)
+            if w is not None:
+                z += w * scale
+                if w > best:
+                    best, span = w, sp
+        return sigmoid(z), span
+
+    def fuse(self, values: dict[str, float | None]) -> tuple[float, str]:
+        """(probability, the input that added most) from the best raw score per input layer."""
+        z, top, most = self.intercept, "", -math.inf
+        for layer, transform, weight, missing in self.inputs:
+            v = values.get(layer)
+            x = missing if v is None else (logit(v) if transform == "logit" else v)
+            z += weight * x
+            if v is not None and weight * x > most:
+                top, most = layer, weight * x
+        return sigmoid(z), top
+
+
+def lex_windows(n: int) -> list[tuple[int, int]]:
+    if n <= LEX_WINDOW:
+        return [(0, n)]
+    starts = range(0, max(1, n - LEX_WINDOW + LEX_STEP), LEX_STEP)
+    return [(s, min(n, s + LEX_WINDOW)) for s in starts]
+
+
+class ClassifierLayer:
+    """The lexical heads (cheap, ``scan``) and the fusions (``fuse``, after the other layers)."""
+
+    name = "classifier"
+
+    def __init__(self, rules: tuple[InjectionRule, ...], rules_dir: Path | None) -> None:
+        chosen = [r for r in rules if r.kind == "classifier"]
+        base = rules_dir or Path(".")
+        heads = {r.id: Head.load(base / r.model) for r in chosen}
+        self.lexical = [(r, heads[r.id]) for r in chosen if heads[r.id].format == LEXICAL]
+        self.fusions = [(r, heads[r.id]) for r in chosen if heads[r.id].format == FUSION]
+
+    def scan(self, text: str, surface: str = "user") -> list[LayerHit]:
+        """Lexical heads on a view's folded (or leet-folded) text; spans in its coordinates."""
+        hits: list[LayerHit] = []
+        for rule, head in self.lexical:
+            if surface not in rule.surfaces or not text.strip():
+                continue
+            best = (0.0, (0, 0))
+            for a, b in lex_windows(len(text)):
+                p, (s, e) = head.lexical(text[a:b])
+                if p > best[0]:
+                    best = (p, (a + s, a + e))
+            hits.append(LayerHit(rule, best[0], self.name, best[1], f"p={best[0]:.3f}"))
+        return hits
+
+    def gate_score(self, hits: list[LayerHit]) -> float | None:
+        """The best lexical probability among ``hits`` (None without lexical heads)."""
+        if not self.lexical:
+            return None
+        return max((h.score for h in hits if h.layer == self.name), default=0.0)
+
+    def fuse(self, hits: list[LayerHit], semantic_ran: bool, surface: str = "user") -> list[LayerHit]:
+        """The fusions over one view's hits (span: the strongest hit of the input that added most)."""
+        by_layer: dict[str, LayerHit] = {}
+        for h in hits:
+            key = "semantic-exemplar" if h.layer == "semantic" and h.rule.kind == "exemplar" else h.layer
+            if key in INPUT_LAYERS and (key not in by_layer or h.score > by_layer[key].score):
+                by_layer[key] = h
+        values: dict[str, float | None] = {k: h.score for k, h in by_layer.items()}
+        if not semantic_ran:
+            values.pop("semantic-exemplar", None)
+        out: list[LayerHit] = []
+        for rule, head in self.fusions:
+            if surface not in rule.surfaces or not values:
+                continue
+            p, top = head.fuse(values)
+            span = by_layer[top].span if top in by_layer else (0, 0)
+            detail = " ".join(f"{k}={v:.3f}" for k, v in sorted(values.items()) if v is not None)
+            out.append(LayerHit(rule, p, "fusion", span, f"p={p:.3f} {detail}"))
+        return out
