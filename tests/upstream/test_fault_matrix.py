@@ -88,14 +88,13 @@ async def spent_tokens(proxy: ProxyHandle, team: str) -> int:
 
 def _idle(task: asyncio.Task[Any]) -> bool:
     """Tasks that are no leak: a keep-alive connection waiting for its next request (aiohttp's
-    RequestHandler with its ``_waiter`` set; the SDK's and the upstream pool's connections), and
-    the rules watcher's timed poll (``wait_for(event.wait(), interval)`` runs as a task)."""
+    RequestHandler with its ``_waiter`` set; the SDK's and the upstream pool's connections)."""
     coro = task.get_coro()
     frame = getattr(coro, "cr_frame", None)
     name = getattr(coro, "__qualname__", "")
     if name == "RequestHandler.start" and frame is not None:
         return getattr(frame.f_locals.get("self"), "_waiter", None) is not None
-    return name == "Event.wait"
+    return False
 
 
 def _where(task: asyncio.Task[Any]) -> str:

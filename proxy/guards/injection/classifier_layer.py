@@ -83,13 +83,18 @@ class Head:
                 w = data.get("weights")
                 if not isinstance(w, dict) or not w:
                     raise ValueError("'weights' must be a non-empty mapping of n-gram to weight")
-                return cls(fmt, b, {str(k): float(v) for k, v in w.items()})
+                weights = {str(k): float(v) for k, v in w.items()}
+                if not math.isfinite(b) or not all(math.isfinite(v) for v in weights.values()):
+                    raise ValueError("intercept and weights must be finite numbers (no NaN or Infinity)")
+                return cls(fmt, b, weights)
             ins = tuple(
                 (str(i["layer"]), str(i["transform"]), float(i["weight"]), float(i.get("missing", 0.0)))
                 for i in data["inputs"]
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path.name}: {exc}") from None
+        if not math.isfinite(b) or not all(math.isfinite(x) for i in ins for x in i[2:]):
+            raise ValueError(f"{path.name}: intercept and weights must be finite numbers")
         for layer, transform, _, _ in ins:
             if layer not in INPUT_LAYERS or transform not in ("logit", "raw"):
                 raise ValueError(f"{path.name}: fusion input {layer!r}/{transform!r} is not one of {INPUT_LAYERS}")
@@ -157,9 +162,10 @@ class ClassifierLayer:
             hits.append(LayerHit(rule, best[0], self.name, best[1], f"p={best[0]:.3f}"))
         return hits
 
-    def gate_score(self, hits: list[LayerHit]) -> float | None:
-        """The best lexical probability among ``hits`` (None without lexical heads)."""
-        if not self.lexical:
+    def gate_score(self, hits: list[LayerHit], surface: str = "user") -> float | None:
+        """The best lexical probability among ``hits`` (None: no lexical head covers ``surface``,
+        so the gate must not hold the semantic layer back there)."""
+        if not any(surface in rule.surfaces for rule, _ in self.lexical):
             return None
         return max((h.score for h in hits if h.layer == self.name), default=0.0)
 

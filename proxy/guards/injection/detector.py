@@ -127,7 +127,7 @@ class Detector:
         for v, t, hits in zip(vs, texts, per_view, strict=True):
             ran = False
             if run_semantic and self.semantic is not None:
-                gate = self.classifier.gate_score(hits)
+                gate = self.classifier.gate_score(hits, surface)
                 skip = not CUES.search(t) or (gate is not None and gate < self.gate)
                 if not (self.semantic_mode == "gated" and not near and skip):
                     ran = True
