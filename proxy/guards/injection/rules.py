@@ -112,8 +112,11 @@ def check_model(rule: InjectionRule, path: Path) -> None:
     """A classifier rule's weights file exists and reads (errors name the file and rule)."""
     from proxy.guards.injection.classifier_layer import Head
 
+    rel = Path(rule.model)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise RuleLoadError(path, "must be a path inside the rules directory", rule_id=rule.id, field="model")
     try:
-        Head.load(path.parent / rule.model)
+        Head.load(path.parent / rel)
     except ValueError as exc:
         raise RuleLoadError(path, str(exc), rule_id=rule.id, field="model") from None
 

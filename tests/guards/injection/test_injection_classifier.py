@@ -71,6 +71,14 @@ def test_a_missing_weights_file_is_rejected(tmp_path: Path) -> None:
     assert exc.value.rule_id == "t.learned" and "nope.json" in exc.value.detail
 
 
+@pytest.mark.parametrize("model", ["/etc/passwd", "../outside.json"])
+def test_a_weights_file_outside_the_rules_directory_is_rejected(tmp_path: Path, model: str) -> None:
+    write(tmp_path, HEAD, {**RULE, "model": model})
+    with pytest.raises(RuleLoadError) as exc:
+        load_rules(tmp_path)
+    assert exc.value.rule_id == "t.learned" and exc.value.field == "model" and "inside" in exc.value.detail
+
+
 def test_a_classifier_rule_needs_its_model_and_no_patterns(tmp_path: Path) -> None:
     write(tmp_path, HEAD, {"id": "t.learned", "kind": "classifier", "patterns": ["x"]})
     with pytest.raises(RuleLoadError) as exc:
