@@ -10,6 +10,7 @@ decision explains itself in logs and headers.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from proxy.context import RequestContext
@@ -70,10 +71,10 @@ class AnomalyScanner:
         return self._verdict(new)
 
     async def finish(self, text: str) -> Verdict:
-        new: list[Hit] = []
-        for s in self.signals:
-            new.extend(await s.finish(text))
-        return self._verdict(new)
+        # The signals' end-of-stream work (PII analysis, injection echo, drift embedding) runs
+        # concurrently: each waits on its own executor job, so the stream end costs the slowest.
+        found = await asyncio.gather(*(s.finish(text) for s in self.signals))
+        return self._verdict([h for hits in found for h in hits])
 
     def transform(self, text: str) -> str:
         for s in self.signals:
