@@ -1,7 +1,7 @@
 """Schemathesis drives generated requests (valid and invalid) at a live proxy.
 
 The proxy's own code must never answer 5xx or a traceback: every error is OpenAI-shaped.
-A long run (10,000 cases per property test): ``.venv/bin/python bench/fuzz.py``.
+A long run (about 25,000 cases over all property tests): ``.venv/bin/python bench/fuzz.py``.
 """
 
 from __future__ import annotations
