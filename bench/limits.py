@@ -52,6 +52,7 @@ from proxy.policy.schema import PolicyFile  # noqa: E402
 from proxy.state.memory import MemoryStore  # noqa: E402
 from proxy.state.redis_store import RedisStore  # noqa: E402
 from proxy.state.store import NANO, Periods, Quota, Subject  # noqa: E402
+from tests.live import stop_all, wait_ready  # noqa: E402
 
 KEY = "sk-bench-limits-key"
 MODEL = "gpt-4o-mini"
@@ -85,22 +86,6 @@ def rules_dir(tmp: Path, team: str, budget_usd: float, fail_mode: str) -> Path:
     (dest / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
     (dest / "policy.yaml").write_text(yaml.safe_dump(policy(team, budget_usd, fail_mode)))
     return dest
-
-
-async def wait_ready(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError("a proxy process exited during start-up")
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 async def client(session: aiohttp.ClientSession, urls: list[str], i: int, out: list[int], flagged: list[int]) -> None:
@@ -304,13 +289,7 @@ async def main() -> int:
             ok = ok and admitted == args.allowed
         return 0 if ok else 1
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         await fake.close()
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)

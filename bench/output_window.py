@@ -46,6 +46,7 @@ from proxy.rules.ruleset import build_ruleset  # noqa: E402
 from proxy.services import Services  # noqa: E402
 from proxy.streaming.chunks import ChunkRelay  # noqa: E402
 from proxy.streaming.sse import SSEEvent  # noqa: E402
+from tests.live import stop_all, wait_ready  # noqa: E402
 
 WINDOWS = (0, 64, 256)
 CHUNK_CHARS = 4
@@ -122,20 +123,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def wait_ready(url: str, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 async def arrivals(session: aiohttp.ClientSession, base: str) -> list[tuple[int, float]]:
@@ -226,14 +213,7 @@ async def end_to_end(requests: int, request_guards: tuple[str, ...]) -> dict[int
             }
         return out
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs)
 
 
 async def main() -> None:

@@ -30,6 +30,10 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LITELLM_VENV = REPO / "bench" / ".litellm-venv"
+sys.path.insert(0, str(REPO))
+
+from tests.live import stop_all  # noqa: E402
+
 KEY = "sk-guardrail-dev"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
 
@@ -276,13 +280,7 @@ async def main() -> None:
         for r in rows:
             print(json.dumps(r))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,39 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+async def wait_ready(url: str, procs: Sequence[subprocess.Popen[bytes]] = (), limit_s: float = 600.0) -> None:
+    """Poll ``url`` until it answers 200 (async); fail early if one of ``procs`` has exited."""
+    import asyncio
+
+    import aiohttp
+
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a proxy process exited during start-up")
+            try:
+                async with s.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait up to 10 s each before SIGKILL."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 @contextmanager
@@ -68,10 +101,4 @@ def live_proxy(
         wait_http(f"http://127.0.0.1:{px_port}/healthz")
         yield f"http://127.0.0.1:{px_port}/v1"
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
