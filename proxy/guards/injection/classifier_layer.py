@@ -15,6 +15,7 @@ Both are trained on the train split only by ``bench/injection_heads.py``:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -129,6 +130,25 @@ class Head:
         return sigmoid(z), top
 
 
+def load_head(rules_dir: Path, model: str) -> Head:
+    """The weights file a classifier rule names (``model``, inside ``rules_dir``), read once per
+    version of the file: the loader's check and the detector share the parsed head."""
+    rel = Path(model)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError("must be a path inside the rules directory")
+    path = rules_dir / rel
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ValueError(f"cannot read {rel.name}: {exc.strerror or exc}") from None
+    return _read_head(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_head(path: str, mtime_ns: int, size: int) -> Head:
+    return Head.load(Path(path))
+
+
 def lex_windows(n: int) -> list[tuple[int, int]]:
     if n <= LEX_WINDOW:
         return [(0, n)]
@@ -144,7 +164,7 @@ class ClassifierLayer:
     def __init__(self, rules: tuple[InjectionRule, ...], rules_dir: Path | None) -> None:
         chosen = [r for r in rules if r.kind == "classifier"]
         base = rules_dir or Path(".")
-        heads = {r.id: Head.load(base / r.model) for r in chosen}
+        heads = {r.id: load_head(base, r.model) for r in chosen}
         self.lexical = [(r, heads[r.id]) for r in chosen if heads[r.id].format == LEXICAL]
         self.fusions = [(r, heads[r.id]) for r in chosen if heads[r.id].format == FUSION]
 

@@ -110,13 +110,10 @@ def _own_layer_hits(rule: InjectionRule, text: str) -> bool:
 
 def check_model(rule: InjectionRule, path: Path) -> None:
     """A classifier rule's weights file exists and reads (errors name the file and rule)."""
-    from proxy.guards.injection.classifier_layer import Head
+    from proxy.guards.injection.classifier_layer import load_head
 
-    rel = Path(rule.model)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise RuleLoadError(path, "must be a path inside the rules directory", rule_id=rule.id, field="model")
     try:
-        Head.load(path.parent / rel)
+        load_head(path.parent, rule.model)
     except ValueError as exc:
         raise RuleLoadError(path, str(exc), rule_id=rule.id, field="model") from None
 

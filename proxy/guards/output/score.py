@@ -71,8 +71,9 @@ class AnomalyScanner:
         return self._verdict(new)
 
     async def finish(self, text: str) -> Verdict:
-        # The signals' end-of-stream work (PII analysis, injection echo, drift embedding) runs
-        # concurrently: each waits on its own executor job, so the stream end costs the slowest.
+        # The signals' end-of-stream work (PII analysis, injection echo, drift embedding) is
+        # started together: each waits on its own executor job, so they overlap when the
+        # executor has more than one free core.
         found = await asyncio.gather(*(s.finish(text) for s in self.signals))
         return self._verdict([h for hits in found for h in hits])
 

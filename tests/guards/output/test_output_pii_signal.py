@@ -24,7 +24,7 @@ from proxy.pipeline.guard import BuildContext
 from proxy.rules.loader import RuleLoadError
 from proxy.streaming.channel import OutputChannel, Watch
 from proxy.verdicts import Flag
-from tests.conftest import RULES
+from tests.conftest import RULES, ProxyHandle
 from tests.guards.output.harness import GuardedProxy, enable, services
 from tests.guards.output.streams import chat_stream, client, messages
 
@@ -42,6 +42,15 @@ class Seen:
 
     def request_finished(self, ctx: RequestContext) -> None:
         self.ctxs.append(ctx)
+
+
+async def anomaly_proxy(guarded_proxy: GuardedProxy, rules_copy: Path) -> tuple[ProxyHandle, Seen]:
+    """The proxy with the PII guards and only ``output_anomaly`` on the response side, observed."""
+    enable(rules_copy, response=["output_anomaly"])
+    proxy = await guarded_proxy(rules_copy)
+    seen = Seen()
+    proxy.runtime.observers.append(seen)
+    return proxy, seen
 
 
 def pii_rules(ctx: RequestContext) -> list[str]:
@@ -184,8 +193,7 @@ async def test_stream_chunks_cost_nothing_and_finish_reuses_pii_restores_analysi
 async def test_non_stream_new_pii_flags_with_score_header_while_pii_restore_redacts(
     guarded_proxy: GuardedProxy, rules_copy: Path, upstream: FakeUpstream
 ) -> None:
-    enable(rules_copy, response=["output_anomaly"])
-    proxy = await guarded_proxy(rules_copy)
+    proxy, _ = await anomaly_proxy(guarded_proxy, rules_copy)
     upstream.script(Reply(text=LEAKY))
     raw = await client(proxy).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=messages(USER, system=None)
@@ -201,10 +209,7 @@ async def test_non_stream_new_pii_flags_with_score_header_while_pii_restore_reda
 async def test_an_answer_repeating_only_the_users_restored_values_is_not_scored(
     guarded_proxy: GuardedProxy, rules_copy: Path, upstream: FakeUpstream
 ) -> None:
-    enable(rules_copy, response=["output_anomaly"])
-    proxy = await guarded_proxy(rules_copy)
-    seen = Seen()
-    proxy.runtime.observers.append(seen)
+    proxy, seen = await anomaly_proxy(guarded_proxy, rules_copy)
     upstream.script(Reply(text="Thanks <PERSON_1>, I will write to <EMAIL_ADDRESS_1> and call <PHONE_NUMBER_1>."))
     raw = await client(proxy).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=messages(USER, system=None)
@@ -221,10 +226,7 @@ async def test_an_answer_repeating_only_the_users_restored_values_is_not_scored(
 async def test_stream_with_new_pii_is_flagged_and_finishes(
     guarded_proxy: GuardedProxy, rules_copy: Path, upstream: FakeUpstream
 ) -> None:
-    enable(rules_copy, response=["output_anomaly"])
-    proxy = await guarded_proxy(rules_copy)
-    seen = Seen()
-    proxy.runtime.observers.append(seen)
+    proxy, seen = await anomaly_proxy(guarded_proxy, rules_copy)
     upstream.script(Reply(chunks=["Sure. Write to dispatch@north", "wind-logistics.com", " for help. ", "Bye."]))
     got = await chat_stream(proxy, messages(USER, system=None))
     assert got.finish == "stop" and got.text.endswith("Bye.")
@@ -242,8 +244,7 @@ async def test_output_yaml_decides_the_action_refuse(
     data = yaml.safe_load(path.read_text())
     data["pii"]["score"] = 0.6  # two kinds of new data: 0.84, refuse (block is at 0.9)
     path.write_text(yaml.safe_dump(data))
-    enable(rules_copy, response=["output_anomaly"])
-    proxy = await guarded_proxy(rules_copy)
+    proxy, _ = await anomaly_proxy(guarded_proxy, rules_copy)
     upstream.script(Reply(text=LEAKY))
     refusal = data["actions"][1]["message"]
     if stream:
