@@ -23,7 +23,6 @@ out-of-fold benign scores).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections import Counter
@@ -44,11 +43,9 @@ LEX_FPR = 0.005  # the lexical head alone fires only where it is very sure
 
 
 def feats(text: str) -> dict[str, float]:
-    from proxy.guards.injection.classifier_layer import MIN_GRAMS, ngrams
+    from proxy.guards.injection.classifier_layer import features
 
-    grams = ngrams(text)
-    scale = 1.0 / math.sqrt(max(MIN_GRAMS, len(grams)))
-    return dict.fromkeys(grams, scale)
+    return features(text)
 
 
 def fit_lexical(head: list[dict[str, float]], y: np.ndarray) -> tuple[dict[str, float], float]:
@@ -95,7 +92,7 @@ def threshold(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
 
 def main() -> int:
     from proxy.embedding import load_default
-    from proxy.guards.injection.classifier_layer import lex_windows
+    from proxy.guards.injection.classifier_layer import lex_windows, sigmoid
     from proxy.guards.injection.normalize import views
     from proxy.guards.injection.semantic_layer import windows
 
@@ -143,7 +140,7 @@ def main() -> int:
     w, b = fit_lexical([head[j] for j in fit] + extra, np.r_[y[fit], np.zeros(len(extra), int)])
     learned = out_dir / "learned"
     learned.mkdir(parents=True, exist_ok=True)
-    lex_prob = 1.0 / (1.0 + math.exp(-t_lex))
+    lex_prob = sigmoid(t_lex)
     (learned / "lexical.json").write_text(
         json.dumps({"format": "lexical-logreg/1", "intercept": round(b, 5), "threshold_hint": round(lex_prob, 4),
                     "weights": dict(sorted(w.items(), key=lambda kv: -abs(kv[1])))}, indent=0) + "\n")  # fmt: skip

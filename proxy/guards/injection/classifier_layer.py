@@ -47,6 +47,17 @@ def ngrams(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
+def gram_scale(n_grams: int) -> float:
+    """The value of each present n-gram feature: 1/sqrt(n), short texts as if they had MIN_GRAMS."""
+    return 1.0 / math.sqrt(max(n_grams, MIN_GRAMS))
+
+
+def features(text: str) -> dict[str, float]:
+    """The lexical head's input for one window (what training and scanning both use)."""
+    grams = ngrams(text)
+    return dict.fromkeys(grams, gram_scale(len(grams)))
+
+
 INPUT_LAYERS = ("classifier", "semantic-exemplar")
 
 
@@ -108,7 +119,7 @@ class Head:
         grams = ngrams(text)
         if not grams:
             return sigmoid(self.intercept), (0, 0)
-        scale = 1.0 / math.sqrt(max(len(grams), MIN_GRAMS))
+        scale = gram_scale(len(grams))
         z, best, span = self.intercept, 0.0, (0, 0)
         for g, sp in grams.items():
             w = self.weights.get(g)
