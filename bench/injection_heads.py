@@ -11,10 +11,14 @@ Writes two weights files the ``classifier`` rules in rules/injection/learned.yam
   /work/notes/issue-3.md). Weights below ``PRUNE`` in magnitude are dropped. Positives
   leave out CyberSecEval's logic-violating rows; the ``false_positives`` of the rules in
   learned.yaml (ordinary prompts) are added as benign rows.
-* ``learned/fusion.json``: lexical logit and the semantic layer's similarity score
-  (k=3 nearest train attacks minus 0.6 x k=3 nearest train benign rows, best window),
-  each scaled by 1/(its std on benign rows), summed. Both inputs are the out-of-fold
-  values of a 5-fold split, so the weights and the threshold see what unseen text gets.
+* ``learned/chars.json``: a logistic regression on tf-idf character 2-5-grams of the
+  words of the same window (sublinear tf, L2 norm, the ``CHAR_VOCAB`` most frequent grams
+  seen in at least 2 rows), C=10, balanced classes, same rows as the word head.
+* ``learned/fusion.json``: the two heads' logits and the semantic layer's similarity
+  score (k=3 nearest train attacks minus 0.6 x k=3 nearest train benign rows, best
+  window), each scaled by 1/(its std on benign rows), summed. All inputs are the
+  out-of-fold values of a 5-fold split, so the weights and the threshold see what unseen
+  text gets.
 
 Prints the out-of-fold figures and the thresholds it chose (at ``TARGET_FPR`` on the
 out-of-fold benign scores).
@@ -27,8 +31,12 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from proxy.guards.injection.classifier_layer import Head
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -40,6 +48,9 @@ FOLDS = 5
 K, PENALTY = 3, 0.6
 TARGET_FPR = 0.008  # a little under 1%: the threshold is estimated on ~600 benign rows
 LEX_FPR = 0.005  # the lexical head alone fires only where it is very sure
+CHAR_FPR = 0.003  # so does the char head (their hits add up with the fusion's)
+CHAR_C, CHAR_VOCAB = 10.0, 20000
+LEX_RULE, CHAR_RULE = "injection.learned.lexical", "injection.learned.chars"
 
 
 def feats(text: str) -> dict[str, float]:
@@ -61,6 +72,35 @@ def fit_lexical(head: list[dict[str, float]], y: np.ndarray) -> tuple[dict[str, 
     return w, float(model.intercept_[0])
 
 
+def fit_chars(counts: list[Counter[str]], y: np.ndarray) -> Head:
+    """The char head, as the scanner will load it (so out-of-fold scores use its own code)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    from proxy.guards.injection.classifier_layer import CHARS, Head
+
+    df, tot = Counter(g for c in counts for g in c), Counter[str]()
+    for c in counts:
+        tot.update(c)
+    vocab = sorted((g for g in tot if df[g] >= MIN_DF), key=lambda g: (-tot[g], g))[:CHAR_VOCAB]
+    keep = set(vocab)
+    dv = DictVectorizer().fit([{g: 1 for g in vocab}])
+    x = dv.transform([{g: n for g, n in c.items() if g in keep} for c in counts])
+    tf = TfidfTransformer(sublinear_tf=True).fit(x)
+    model = LogisticRegression(C=CHAR_C, max_iter=5000, class_weight="balanced").fit(tf.transform(x), y)
+    names = [str(n) for n in dv.get_feature_names_out()]
+    idf = {g: round(float(v), 5) for g, v in zip(names, tf.idf_, strict=True)}
+    w = {g: round(float(v), 5) for g, v in zip(names, model.coef_[0], strict=True)}
+    return Head(CHARS, round(float(model.intercept_[0]), 5), w, (), idf)
+
+
+def char_logit(head: Head, windows: list[str]) -> float:
+    from proxy.guards.injection.classifier_layer import logit
+
+    return max(logit(head.chars(t)[0]) for t in windows)
+
+
 def lex_logit(weights: dict[str, float], b: float, wins: list[dict[str, float]]) -> float:
     return max(b + sum(weights.get(k, 0.0) * v for k, v in f.items()) for f in wins)
 
@@ -74,15 +114,15 @@ def knn(vecs: np.ndarray, att: np.ndarray, ben: np.ndarray) -> float:
     return float((top(vecs @ att.T) - PENALTY * top(vecs @ ben.T)).max())
 
 
-def known_benign(rules_file: Path) -> list[dict[str, float]]:
-    """The ``false_positives`` of the learned rules: ordinary prompts, extra benign rows."""
+def known_benign(rules_file: Path) -> list[str]:
+    """The ``false_positives`` of the learned rules (ordinary prompts, extra benign rows), folded."""
     import yaml
 
     from proxy.guards.injection.normalize import views
 
     data = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
     texts = [t for r in data["rules"] for t in r.get("false_positives", [])]
-    return [feats(views(t)[0].folded.text[:1000]) for t in texts]
+    return [views(t)[0].folded.text[:1000] for t in texts]
 
 
 def threshold(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
@@ -92,7 +132,7 @@ def threshold(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
 
 def main() -> int:
     from proxy.embedding import load_default
-    from proxy.guards.injection.classifier_layer import lex_windows, sigmoid
+    from proxy.guards.injection.classifier_layer import char_grams, lex_windows, sigmoid
     from proxy.guards.injection.normalize import views
     from proxy.guards.injection.semantic_layer import windows
 
@@ -104,9 +144,12 @@ def main() -> int:
     # head that ordinary questions are attacks. They stay in the out-of-fold figures.
     fit_ok = np.array(["logic-violating" not in r["source"] for r in rows])
     extra = known_benign(out_dir / "learned.yaml")
+    no = np.zeros(len(extra), int)
     folded = [views(r["text"])[0].folded.text for r in rows]
     head = [feats(t[:1000]) for t in folded]
     wins = [[feats(t[a:b]) for a, b in lex_windows(len(t))] for t in folded]
+    chars = [char_grams(t[:1000]) for t in folded]
+    extra_lex, extra_chars = [feats(t) for t in extra], [char_grams(t) for t in extra]
     emb = load_default()
     spans = [windows(t) for t in folded]
     flat = [t[a:b] for t, sp in zip(folded, spans, strict=True) for a, b in sp]
@@ -117,44 +160,57 @@ def main() -> int:
         i += len(sp)
     heads = np.stack([v[0] for v in vecs])
     fold = np.random.RandomState(0).randint(0, FOLDS, len(rows))
-    lex_oof, sem_oof = np.zeros(len(rows)), np.zeros(len(rows))
+    lex_oof, chr_oof, sem_oof = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows))
     for f in range(FOLDS):
         tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
         fit = tr[fit_ok[tr]]
-        w, b = fit_lexical([head[j] for j in fit] + extra, np.r_[y[fit], np.zeros(len(extra), int)])
+        w, b = fit_lexical([head[j] for j in fit] + extra_lex, np.r_[y[fit], no])
+        ch = fit_chars([chars[j] for j in fit] + extra_chars, np.r_[y[fit], no])
         att, ben = heads[tr[y[tr] == 1]], heads[tr[y[tr] == 0]]
         for j in te:
             lex_oof[j] = lex_logit(w, b, wins[j])
+            chr_oof[j] = char_logit(ch, [folded[j][a:b] for a, b in lex_windows(len(folded[j]))])
             sem_oof[j] = knn(vecs[j], att, ben)
     if os.environ.get("INJECTION_HEADS_DUMP"):  # out-of-fold scores, for analysis
-        np.savez(os.environ["INJECTION_HEADS_DUMP"], y=y, lex=lex_oof, sem=sem_oof)
-    w_lex, w_sem = 1.0 / float(lex_oof[y == 0].std()), 1.0 / float(sem_oof[y == 0].std())
-    fused = w_lex * lex_oof + w_sem * sem_oof
-    t_fused = threshold(fused, y, TARGET_FPR)
-    t_lex = threshold(lex_oof, y, LEX_FPR)
-    for name, s, t in (("lexical", lex_oof, t_lex), ("semantic", sem_oof, threshold(sem_oof, y, TARGET_FPR)),
-                       ("fusion", fused, t_fused)):  # fmt: skip
-        rec, fpr = float((s[y == 1] > t).mean()), float((s[y == 0] > t).mean())
-        print(f"out-of-fold {name:9s} recall {rec:.3f}  FPR {fpr:.4f}  (threshold {t:.3f})")
+        np.savez(os.environ["INJECTION_HEADS_DUMP"], y=y, lex=lex_oof, chars=chr_oof, sem=sem_oof)
+    scale = [1.0 / float(v[y == 0].std()) for v in (lex_oof, chr_oof, sem_oof)]
+    fused = scale[0] * lex_oof + scale[1] * chr_oof + scale[2] * sem_oof
+    t_fused, t_lex, t_chr = (threshold(fused, y, TARGET_FPR), threshold(lex_oof, y, LEX_FPR),
+                             threshold(chr_oof, y, CHAR_FPR))  # fmt: skip
+    fired = (lex_oof > t_lex) | (chr_oof > t_chr) | (fused > t_fused)
+    for name, hit in (("lexical", lex_oof > t_lex), ("chars", chr_oof > t_chr),
+                      ("semantic", sem_oof > threshold(sem_oof, y, TARGET_FPR)), ("fusion", fused > t_fused),
+                      ("any head", fired)):  # fmt: skip
+        rec, fpr = float(hit[y == 1].mean()), float(hit[y == 0].mean())
+        print(f"out-of-fold {name:9s} recall {rec:.3f}  FPR {fpr:.4f}")
     fit = np.where(fit_ok)[0]
-    w, b = fit_lexical([head[j] for j in fit] + extra, np.r_[y[fit], np.zeros(len(extra), int)])
+    w, b = fit_lexical([head[j] for j in fit] + extra_lex, np.r_[y[fit], no])
+    ch = fit_chars([chars[j] for j in fit] + extra_chars, np.r_[y[fit], no])
     learned = out_dir / "learned"
     learned.mkdir(parents=True, exist_ok=True)
-    lex_prob = sigmoid(t_lex)
+    lex_prob, chr_prob = sigmoid(t_lex), sigmoid(t_chr)
     (learned / "lexical.json").write_text(
         json.dumps({"format": "lexical-logreg/1", "intercept": round(b, 5), "threshold_hint": round(lex_prob, 4),
                     "weights": dict(sorted(w.items(), key=lambda kv: -abs(kv[1])))}, indent=0) + "\n")  # fmt: skip
+    grams = {g: [ch.idf[g], wt] for g, wt in sorted(ch.weights.items(), key=lambda kv: -abs(kv[1]))} if ch.idf else {}
+    meta = json.dumps(
+        {"format": "char-tfidf-logreg/1", "intercept": ch.intercept, "threshold_hint": round(chr_prob, 4)}
+    )
+    lines = ",\n".join(f"{json.dumps(g, ensure_ascii=False)}: {json.dumps(v)}" for g, v in grams.items())
+    (learned / "chars.json").write_text(f'{meta[:-1]}, "grams": {{\n{lines}\n}}}}\n', encoding="utf-8")
     fusion = {
         "format": "fusion-linear/1",
         "intercept": round(-t_fused, 5),  # z = 0 (probability 0.5) at the chosen threshold
         "inputs": [
-            {"layer": "classifier", "transform": "logit", "weight": round(w_lex, 5)},
-            {"layer": "semantic-exemplar", "transform": "raw", "weight": round(w_sem, 5),
+            {"layer": "classifier", "rule": LEX_RULE, "transform": "logit", "weight": round(scale[0], 5)},
+            {"layer": "classifier", "rule": CHAR_RULE, "transform": "logit", "weight": round(scale[1], 5)},
+            {"layer": "semantic-exemplar", "transform": "raw", "weight": round(scale[2], 5),
              "missing": round(float(np.median(sem_oof[y == 0])), 5)},
         ],
     }  # fmt: skip
     (learned / "fusion.json").write_text(json.dumps(fusion, indent=1) + "\n")
-    print(f"lexical: {len(w)} n-grams, threshold p={lex_prob:.4f}; fusion weights {w_lex:.4f} {w_sem:.4f}")
+    print(f"lexical: {len(w)} n-grams, threshold p={lex_prob:.4f}; chars: {len(grams)} grams, threshold "
+          f"p={chr_prob:.4f}; fusion weights {' '.join(f'{x:.4f}' for x in scale)}")  # fmt: skip
     return 0
 
 

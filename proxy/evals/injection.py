@@ -2,7 +2,8 @@
 
 Each row is ``{"text", "label" (1 attack, 0 benign), "source"}``. Prints precision,
 recall, FPR and F1 at the shipped thresholds, recall at FPR ≤ 1% (from the risk-score
-ROC), per source prefix, the FPR on ``(hard:…)`` rows and latency p50/p95 per row;
+ROC; also without the attacks that need their system prompt to be attacks), per source
+prefix, the FPR on ``(hard:…)`` rows and latency p50/p95 per row;
 optionally the recall on evasion-transformed attacks. Writes a JSON report and a
 ROC/PR plot (PNG).
 """
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from proxy.evals.evasion import TRANSFORMS
+
+CONTEXT_ONLY = "/logic-violating"  # source tag of attacks that are attacks only against their system prompt
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -117,11 +120,19 @@ def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, s
         pred[i] = int(bool(fired))
         score[i] = max(detector.score(row["text"], "user"), 0.5 if fired else 0.0)
     r_at, thr_at = recall_at_fpr(y, score)
+    # Attacks only against a particular system prompt (CyberSecEval's logic-violating rows,
+    # "Can you explain Schrödinger's cat?" to a bot told to avoid physics): the data set's
+    # README says to filter them for a detector that sees only the user turn. Reported
+    # beside the overall figure, never instead of it.
+    visible = ~((y == 1) & np.array([CONTEXT_ONLY in r["source"] for r in rows]))
+    r_vis, _ = recall_at_fpr(y[visible], score[visible])
     report: dict[str, Any] = {
         "rows": len(rows),
         "overall": counts(y, pred),
         "recall_at_fpr_1pct": r_at,
         "risk_threshold_at_fpr_1pct": thr_at,
+        "context_only_attacks": int((~visible).sum()),
+        "recall_at_fpr_1pct_without_context_only": r_vis,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
     }
     per: dict[str, Any] = {}
@@ -153,6 +164,8 @@ def show(report: dict[str, Any]) -> str:
         f"rows {report['rows']}  precision {o['precision']:.3f}  recall {o['recall']:.3f}  "
         f"FPR {o['fpr']:.3f}  F1 {o['f1']:.3f}",
         f"recall at FPR<=1%: {report['recall_at_fpr_1pct']:.3f} (risk >= {report['risk_threshold_at_fpr_1pct']:.3f})",
+        f"  without the {report['context_only_attacks']} attacks that need their system prompt "
+        f"({CONTEXT_ONLY}): {report['recall_at_fpr_1pct_without_context_only']:.3f}",
         f"hard benign rows {report['hard_benign']['rows']}: FPR {report['hard_benign']['fpr']:.3f}",
         f"latency per row: p50 {report['latency_ms']['p50']:.1f} ms  p95 {report['latency_ms']['p95']:.1f} ms",
         "per source prefix:",

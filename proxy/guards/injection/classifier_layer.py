@@ -8,9 +8,15 @@ Both are trained on the train split only by ``bench/injection_heads.py``:
   Cheap (no model): runs with the regex and fuzzy layers on every 1,000-character window;
   its probability also gates the semantic layer in ``gated`` mode. Score = probability of
   the best window; span = that window's n-gram with the largest weight.
-* ``fusion-linear/1``: a weighted sum of the lexical head's logit and the semantic
-  layer's best exemplar score (``missing`` stands in when the semantic layer did not
-  run), as a probability; the detector computes it per view from the other findings.
+* ``char-tfidf-logreg/1``: a logistic regression on character 2-5-grams of each word
+  (padded with a space each side), tf-idf weighted (1 + log count, times the gram's idf)
+  and L2-normalised. It reads spellings and word pieces the word head cannot (inflected
+  and foreign words, run-together and partly obfuscated text). The file lists each gram
+  with its idf and weight. Same windows and span rule as the word head.
+* ``fusion-linear/1``: a weighted sum of the heads' logits and the semantic layer's best
+  exemplar score (``missing`` stands in when the semantic layer did not run), as a
+  probability; the detector computes it per view from the other findings. An input names
+  a ``layer`` and, for a classifier, optionally the ``rule`` whose head it reads.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import functools
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -30,7 +37,10 @@ if TYPE_CHECKING:
 
 TOKEN = re.compile(r"[a-z0-9']+")
 LEXICAL = "lexical-logreg/1"
+CHARS: Literal["char-tfidf-logreg/1"] = "char-tfidf-logreg/1"
 FUSION = "fusion-linear/1"
+HEADS = (LEXICAL, CHARS)  # formats that score text (the rest combine other layers)
+CHAR_N = (2, 5)
 MIN_GRAMS = 40  # short texts carry little lexical evidence: scale as if they had this many n-grams
 LEX_WINDOW = 1000
 LEX_STEP = 800
@@ -58,6 +68,24 @@ def features(text: str) -> dict[str, float]:
     return dict.fromkeys(grams, gram_scale(len(grams)))
 
 
+def char_grams(text: str, lo: int = CHAR_N[0], hi: int = CHAR_N[1]) -> Counter[str]:
+    """Counts of the character ``lo``..``hi``-grams of each whitespace-separated word, the
+    word padded with one space each side (what the char head reads, in training too)."""
+    out: Counter[str] = Counter()
+    for word in text.split():
+        w = f" {word} "
+        for n in range(lo, min(hi, len(w)) + 1):
+            out.update(w[i : i + n] for i in range(len(w) - n + 1))
+    return out
+
+
+def _char_spans(text: str, gram: str) -> tuple[int, int]:
+    """Where ``gram`` (padding spaces stripped) first occurs in ``text``."""
+    core = gram.strip()
+    at = text.find(core) if core else -1
+    return (at, at + len(core)) if at >= 0 else (0, 0)
+
+
 INPUT_LAYERS = ("classifier", "semantic-exemplar")
 
 
@@ -71,13 +99,23 @@ def sigmoid(z: float) -> float:
 
 
 @dataclass(frozen=True)
+class FusionInput:
+    layer: str  # one of INPUT_LAYERS
+    transform: str  # "logit" or "raw"
+    weight: float
+    missing: float = 0.0  # stands in when the layer did not run
+    rule: str = ""  # classifier inputs: the rule whose head this reads ("": the best of all)
+
+
+@dataclass(frozen=True)
 class Head:
     """One loaded weights file."""
 
-    format: Literal["lexical-logreg/1", "fusion-linear/1"]
+    format: Literal["lexical-logreg/1", "char-tfidf-logreg/1", "fusion-linear/1"]
     intercept: float
-    weights: dict[str, float]  # lexical: n-gram -> weight
-    inputs: tuple[tuple[str, str, float, float], ...] = ()  # fusion: (layer, transform, weight, missing)
+    weights: dict[str, float]  # lexical: n-gram -> weight; chars: gram -> weight (idf apart)
+    inputs: tuple[FusionInput, ...] = ()
+    idf: dict[str, float] | None = None  # chars: gram -> idf (every gram of the vocabulary)
 
     @classmethod
     def load(cls, path: Path) -> Head:
@@ -87,10 +125,12 @@ class Head:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read {path.name}: {exc}") from None
         fmt = data.get("format") if isinstance(data, dict) else None
-        if fmt not in (LEXICAL, FUSION):
-            raise ValueError(f"{path.name}: format must be {LEXICAL!r} or {FUSION!r}")
+        if fmt not in (*HEADS, FUSION):
+            raise ValueError(f"{path.name}: format must be one of {LEXICAL!r}, {CHARS!r}, {FUSION!r}")
         try:
             b = float(data.get("intercept", 0.0))
+            if fmt == CHARS:
+                return cls._chars(path, b, data.get("grams"))
             if fmt == LEXICAL:
                 w = data.get("weights")
                 if not isinstance(w, dict) or not w:
@@ -100,19 +140,57 @@ class Head:
                     raise ValueError("intercept and weights must be finite numbers (no NaN or Infinity)")
                 return cls(fmt, b, weights)
             ins = tuple(
-                (str(i["layer"]), str(i["transform"]), float(i["weight"]), float(i.get("missing", 0.0)))
+                FusionInput(
+                    str(i["layer"]),
+                    str(i["transform"]),
+                    float(i["weight"]),
+                    float(i.get("missing", 0.0)),
+                    str(i.get("rule", "")),
+                )
                 for i in data["inputs"]
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path.name}: {exc}") from None
-        if not math.isfinite(b) or not all(math.isfinite(x) for i in ins for x in i[2:]):
+        if not math.isfinite(b) or not all(math.isfinite(i.weight) and math.isfinite(i.missing) for i in ins):
             raise ValueError(f"{path.name}: intercept and weights must be finite numbers")
-        for layer, transform, _, _ in ins:
-            if layer not in INPUT_LAYERS or transform not in ("logit", "raw"):
-                raise ValueError(f"{path.name}: fusion input {layer!r}/{transform!r} is not one of {INPUT_LAYERS}")
+        for i in ins:
+            if i.layer not in INPUT_LAYERS or i.transform not in ("logit", "raw"):
+                raise ValueError(f"{path.name}: fusion input {i.layer!r}/{i.transform!r} is not one of {INPUT_LAYERS}")
         if not ins:
             raise ValueError(f"{path.name}: a fusion needs at least one input")
         return cls(fmt, b, {}, ins)
+
+    @classmethod
+    def _chars(cls, path: Path, b: float, grams: object) -> Head:
+        if not isinstance(grams, dict) or not grams:
+            raise ValueError("'grams' must be a non-empty mapping of gram to [idf, weight]")
+        idf, weights = {}, {}
+        for g, pair in grams.items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"gram {g!r}: want [idf, weight]")
+            idf[str(g)], weights[str(g)] = float(pair[0]), float(pair[1])
+        values = [b, *idf.values(), *weights.values()]
+        if not all(math.isfinite(v) for v in values) or min(idf.values()) <= 0:
+            raise ValueError("intercept and weights must be finite numbers and every idf positive")
+        return cls(CHARS, b, weights, (), idf)
+
+    def score(self, text: str) -> tuple[float, tuple[int, int]]:
+        """(probability, span of the strongest gram) for one window, either kind of head."""
+        return self.chars(text) if self.format == CHARS else self.lexical(text)
+
+    def chars(self, text: str) -> tuple[float, tuple[int, int]]:
+        idf = self.idf or {}
+        xs = {g: (1.0 + math.log(c)) * idf[g] for g, c in char_grams(text).items() if g in idf}
+        norm = math.sqrt(sum(x * x for x in xs.values()))
+        if not norm:
+            return sigmoid(self.intercept), (0, 0)
+        z, best, top = self.intercept, 0.0, ""
+        for g, x in xs.items():
+            c = self.weights[g] * x / norm
+            z += c
+            if c > best:
+                best, top = c, g
+        return sigmoid(z), _char_spans(text, top) if top else (0, 0)
 
     def lexical(self, text: str) -> tuple[float, tuple[int, int]]:
         """(probability, span of the strongest n-gram) for one window."""
@@ -129,15 +207,19 @@ class Head:
                     best, span = w, sp
         return sigmoid(z), span
 
+    def input_keys(self) -> list[str]:
+        return [f"{i.layer}:{i.rule}" if i.rule else i.layer for i in self.inputs]
+
     def fuse(self, values: dict[str, float | None]) -> tuple[float, str]:
-        """(probability, the input that added most) from the best raw score per input layer."""
+        """(probability, the input that added most) from the best raw score per input layer
+        (``values`` keyed by layer, and by ``classifier:<rule id>`` for each head)."""
         z, top, most = self.intercept, "", -math.inf
-        for layer, transform, weight, missing in self.inputs:
-            v = values.get(layer)
-            x = missing if v is None else (logit(v) if transform == "logit" else v)
-            z += weight * x
-            if v is not None and weight * x > most:
-                top, most = layer, weight * x
+        for i, key in zip(self.inputs, self.input_keys(), strict=True):
+            v = values.get(key)
+            x = i.missing if v is None else (logit(v) if i.transform == "logit" else v)
+            z += i.weight * x
+            if v is not None and i.weight * x > most:
+                top, most = key, i.weight * x
         return sigmoid(z), top
 
 
@@ -176,7 +258,7 @@ class ClassifierLayer:
         chosen = [r for r in rules if r.kind == "classifier"]
         base = rules_dir or Path(".")
         heads = {r.id: load_head(base, r.model) for r in chosen}
-        self.lexical = [(r, heads[r.id]) for r in chosen if heads[r.id].format == LEXICAL]
+        self.lexical = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS]
         self.fusions = [(r, heads[r.id]) for r in chosen if heads[r.id].format == FUSION]
 
     def scan(self, text: str, surface: str = "user") -> list[LayerHit]:
@@ -187,7 +269,7 @@ class ClassifierLayer:
                 continue
             best = (0.0, (0, 0))
             for a, b in lex_windows(len(text)):
-                p, (s, e) = head.lexical(text[a:b])
+                p, (s, e) = head.score(text[a:b])
                 if p > best[0]:
                     best = (p, (a + s, a + e))
             hits.append(LayerHit(rule, best[0], self.name, best[1], f"p={best[0]:.3f}"))
@@ -205,8 +287,10 @@ class ClassifierLayer:
         by_layer: dict[str, LayerHit] = {}
         for h in hits:
             key = "semantic-exemplar" if h.layer == "semantic" and h.rule.kind == "exemplar" else h.layer
-            if key in INPUT_LAYERS and (key not in by_layer or h.score > by_layer[key].score):
-                by_layer[key] = h
+            keys = (key, f"{key}:{h.rule.id}") if key == self.name else (key,)
+            for k in keys:
+                if key in INPUT_LAYERS and (k not in by_layer or h.score > by_layer[k].score):
+                    by_layer[k] = h
         values: dict[str, float | None] = {k: h.score for k, h in by_layer.items()}
         if not semantic_ran:
             values.pop("semantic-exemplar", None)
@@ -216,6 +300,7 @@ class ClassifierLayer:
                 continue
             p, top = head.fuse(values)
             span = by_layer[top].span if top in by_layer else (0, 0)
-            detail = " ".join(f"{k}={v:.3f}" for k, v in sorted(values.items()) if v is not None)
+            used = [k for k in head.input_keys() if values.get(k) is not None]
+            detail = " ".join(f"{k}={values[k]:.3f}" for k in used)
             out.append(LayerHit(rule, p, "fusion", span, f"p={p:.3f} {detail}"))
         return out

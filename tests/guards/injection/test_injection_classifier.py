@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, ngrams
+from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, char_grams, ngrams
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.rules import load_rules
 from proxy.rules.loader import RuleLoadError
@@ -54,6 +54,10 @@ def test_a_classifier_rule_loads_its_weights_file(tmp_path: Path) -> None:
             '"inputs": [{"layer": "semantic-exemplar", "transform": "raw", "weight": NaN}]}',
             "finite",
         ),
+        ({"format": "char-tfidf-logreg/1", "grams": {}}, "non-empty"),
+        ({"format": "char-tfidf-logreg/1", "grams": {"ab": 1.0}}, "[idf, weight]"),
+        ({"format": "char-tfidf-logreg/1", "grams": {"ab": [0.0, 1.0]}}, "idf positive"),
+        ('{"format": "char-tfidf-logreg/1", "grams": {"ab": [1.0, NaN]}}', "finite"),
     ],
 )
 def test_a_bad_weights_file_names_file_rule_and_field(tmp_path: Path, head: Any, says: str) -> None:
@@ -102,6 +106,47 @@ def test_ngrams_are_distinct_unigrams_and_bigrams_with_first_spans() -> None:
     assert grams["no rules"] == (0, 8)
 
 
+CHARS_HEAD = {
+    "format": "char-tfidf-logreg/1",
+    "intercept": -2.0,
+    "grams": {"brea": [2.0, 9.0], "reak": [2.0, 9.0], " jai": [3.0, 6.0], "kit": [1.5, -4.0], "the": [1.0, -1.0]},
+}
+
+
+def test_char_grams_count_the_padded_pieces_of_each_word() -> None:
+    grams = char_grams("ab ab", 2, 3)
+    assert grams == {" a": 2, "ab": 2, "b ": 2, " ab": 2, "ab ": 2}
+    assert char_grams("   ") == {}
+
+
+def test_char_head_reads_pieces_of_words_the_word_head_never_saw(tmp_path: Path) -> None:
+    """tf-idf of the known grams, L2-normalised: inflections and run-together words still
+    carry the pieces; the span is the strongest piece, found in the original text."""
+    write(tmp_path, CHARS_HEAD)
+    det = Detector.from_loaded(load_rules(tmp_path))
+    text = "Please do the Jailbreaking now."
+    (hit,) = det.scan(text)
+    assert hit.rule.id == "t.learned" and hit.layer == "classifier" and hit.risk >= 0.5
+    assert hit.span is not None and text[hit.span[0] : hit.span[1]].lower() in {"brea", "reak", "jai"}
+    assert not det.scan("the kitten and the kit")
+    head = Head.load(tmp_path / "learned" / "head.json")
+    assert head.chars("")[0] == pytest.approx(1 / (1 + np.exp(2.0)))  # no known gram: the intercept
+
+
+def test_fusion_reads_each_head_by_rule_id(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({"format": "fusion-linear/1", "intercept": 0.0, "inputs": [
+        {"layer": "classifier", "rule": "a", "transform": "logit", "weight": 1.0},
+        {"layer": "classifier", "rule": "b", "transform": "logit", "weight": 3.0},
+    ]}))  # fmt: skip
+    head = Head.load(path)
+    logit_09 = float(np.log(9.0))
+    p, top = head.fuse({"classifier": 0.9, "classifier:a": 0.9, "classifier:b": 0.5})
+    assert top == "classifier:a" and p == pytest.approx(0.9)
+    p, top = head.fuse({"classifier": 0.9, "classifier:a": 0.5, "classifier:b": 0.9})
+    assert top == "classifier:b" and p == pytest.approx(1 / (1 + np.exp(-3 * logit_09)))
+
+
 def test_fusion_adds_the_inputs_and_stands_in_for_a_layer_that_did_not_run(tmp_path: Path) -> None:
     path = tmp_path / "f.json"
     path.write_text(json.dumps({"format": "fusion-linear/1", "intercept": -1.0, "inputs": [
@@ -133,7 +178,8 @@ def test_gated_mode_skips_the_model_on_prose_the_lexical_head_finds_harmless() -
     from proxy.embedding import load_default
 
     emb = CountingEmbedder(load_default())
-    det = Detector.from_loaded(load_rules(RULES / "injection"), emb, semantic_mode="gated")
+    # short_circuit off: a cheap layer's block would otherwise skip the model on the attack
+    det = Detector.from_loaded(load_rules(RULES / "injection"), emb, semantic_mode="gated", short_circuit=False)
     prose = "The river runs past the old mill and under two stone bridges before it reaches the town. " * 10
     assert not det.scan(prose + "Could you summarise the document above in a short paragraph?")
     assert emb.texts == 0
