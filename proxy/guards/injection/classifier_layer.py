@@ -26,9 +26,11 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 from proxy.guards.injection.fuse import LayerHit
 
@@ -41,6 +43,7 @@ CHARS: Literal["char-tfidf-logreg/1"] = "char-tfidf-logreg/1"
 FUSION = "fusion-linear/1"
 HEADS = (LEXICAL, CHARS)  # formats that score text (the rest combine other layers)
 CHAR_N = (2, 5)
+WORD_CACHE = 50_000  # words per char head whose known grams are kept
 MIN_GRAMS = 40  # short texts carry little lexical evidence: scale as if they had this many n-grams
 LEX_WINDOW = 1000
 LEX_STEP = 800
@@ -68,14 +71,19 @@ def features(text: str) -> dict[str, float]:
     return dict.fromkeys(grams, gram_scale(len(grams)))
 
 
+def word_grams(word: str, lo: int = CHAR_N[0], hi: int = CHAR_N[1]) -> Counter[str]:
+    """The character ``lo``..``hi``-grams of one word padded with a space each side."""
+    w = f" {word} "
+    return Counter(w[i : i + n] for n in range(lo, min(hi, len(w)) + 1) for i in range(len(w) - n + 1))
+
+
 def char_grams(text: str, lo: int = CHAR_N[0], hi: int = CHAR_N[1]) -> Counter[str]:
-    """Counts of the character ``lo``..``hi``-grams of each whitespace-separated word, the
-    word padded with one space each side (what the char head reads, in training too)."""
+    """Counts of the character grams of each whitespace-separated word (what the char head
+    reads, in training too)."""
     out: Counter[str] = Counter()
-    for word in text.split():
-        w = f" {word} "
-        for n in range(lo, min(hi, len(w)) + 1):
-            out.update(w[i : i + n] for i in range(len(w) - n + 1))
+    for word, k in Counter(text.split()).items():
+        for g, c in word_grams(word, lo, hi).items():
+            out[g] += c * k
     return out
 
 
@@ -116,6 +124,7 @@ class Head:
     weights: dict[str, float]  # lexical: n-gram -> weight; chars: gram -> weight (idf apart)
     inputs: tuple[FusionInput, ...] = ()
     idf: dict[str, float] | None = None  # chars: gram -> idf (every gram of the vocabulary)
+    _word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Head:
@@ -178,19 +187,42 @@ class Head:
         """(probability, span of the strongest gram) for one window, either kind of head."""
         return self.chars(text) if self.format == CHARS else self.lexical(text)
 
+    def __post_init__(self) -> None:
+        if self.idf is not None:  # chars: the vocabulary as arrays, for the scan
+            names = list(self.idf)
+            object.__setattr__(self, "_names", names)
+            object.__setattr__(self, "_index", {g: i for i, g in enumerate(names)})
+            object.__setattr__(self, "_idf_arr", np.array([self.idf[g] for g in names]))
+            object.__setattr__(self, "_w_arr", np.array([self.weights[g] for g in names]))
+
+    def _known_grams(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """(vocabulary index, count) of a word's grams the head knows (cached per head:
+        most words of a text have been seen before)."""
+        cache = self._word_cache
+        got = cache.get(word)
+        if got is None:
+            index: dict[str, int] = self.__dict__["_index"]
+            pairs = [(index[g], c) for g, c in word_grams(word).items() if g in index]
+            got = (np.array([i for i, _ in pairs], dtype=np.int64), np.array([c for _, c in pairs], dtype=float))
+            if len(cache) >= WORD_CACHE:
+                cache.clear()
+            cache[word] = got
+        return got
+
     def chars(self, text: str) -> tuple[float, tuple[int, int]]:
-        idf = self.idf or {}
-        xs = {g: (1.0 + math.log(c)) * idf[g] for g, c in char_grams(text).items() if g in idf}
-        norm = math.sqrt(sum(x * x for x in xs.values()))
-        if not norm:
+        """tf-idf (1 + log count, L2-normalised) of the known grams, dotted with the weights."""
+        parts = [(self._known_grams(word), k) for word, k in Counter(text.split()).items()]
+        parts = [(g, k) for g, k in parts if len(g[0])]
+        if not parts:
             return sigmoid(self.intercept), (0, 0)
-        z, best, top = self.intercept, 0.0, ""
-        for g, x in xs.items():
-            c = self.weights[g] * x / norm
-            z += c
-            if c > best:
-                best, top = c, g
-        return sigmoid(z), _char_spans(text, top) if top else (0, 0)
+        idx = np.concatenate([g[0] for g, _ in parts])
+        cnt = np.concatenate([g[1] * k for g, k in parts])
+        grams, inverse = np.unique(idx, return_inverse=True)
+        x = (1.0 + np.log(np.bincount(inverse, weights=cnt))) * self.__dict__["_idf_arr"][grams]
+        contrib = self.__dict__["_w_arr"][grams] * x / float(np.sqrt(x @ x))
+        top = int(np.argmax(contrib))
+        span = _char_spans(text, self.__dict__["_names"][grams[top]]) if contrib[top] > 0 else (0, 0)
+        return sigmoid(self.intercept + float(contrib.sum())), span
 
     def lexical(self, text: str) -> tuple[float, tuple[int, int]]:
         """(probability, span of the strongest n-gram) for one window."""
