@@ -2,10 +2,13 @@
 """Text normalisation before matching, and the decoded views of a text.
 
 ``fold`` turns a text into the form signatures are written against: Unicode NFKC,
-case folding, zero-width and bidi controls removed, common Cyrillic/Greek homoglyphs
-mapped to Latin, letters split by separators joined again ("i g n o r e",
-"i.g.n.o.r.e" → "ignore"), whitespace collapsed. ``leet`` additionally folds
-leetspeak inside words that mix letters and digits ("1gn0r3" → "ignore").
+case folding, zero-width and bidi controls removed, accents stripped, common
+Cyrillic/Greek homoglyphs mapped to Latin, letters split by separators joined again
+("i g n o r e", "i.g.n.o.r.e" → "ignore"), whitespace collapsed. Hangul syllables are
+kept whole (accent stripping does not cut them down to their jamo), and conjoining jamo
+(decomposed or compatibility-jamo input) are composed into syllables as NFKC of the
+whole text would ("ㅁㅜㅅㅣ" → "무시"). ``leet`` additionally folds leetspeak inside
+words that mix letters and digits ("1gn0r3" → "ignore").
 
 Every folded character remembers the index of the original character it came from,
 so a hit on the folded text can name a span of the original. ``views`` returns the
@@ -74,10 +77,16 @@ _COMMON = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """A folded text and, for each of its characters, the index in the original."""
+    """A folded text and, for each of its characters, the index in the original.
+
+    ``wide`` lists the original ranges ``(start, end)`` longer than one character that
+    became a single folded character (decomposed Hangul jamo composed into a syllable),
+    keyed by ``start``, the origin of that character.
+    """
 
     text: str
     origin: tuple[int, ...]
+    wide: tuple[tuple[int, int], ...] = ()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span a folded span ``[start, end)`` came from."""
@@ -85,7 +94,9 @@ class Folded:
             return (0, 0)
         start = min(max(start, 0), len(self.origin) - 1)
         end = min(max(end, start + 1), len(self.origin))
-        return (self.origin[start], self.origin[end - 1] + 1)
+        last = self.origin[end - 1]
+        stop = next((b for a, b in self.wide if a == last), last + 1) if self.wide else last + 1
+        return (self.origin[start], stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +113,47 @@ def _is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or ch in "\u034f\u115f\u1160\u3164\uffa0"
 
 
+# Hangul: precomposed syllables and the modern conjoining jamo they are composed of
+# (Unicode §3.12, the same arithmetic NFC/NFKC use).
+_S_BASE, _L_BASE, _V_BASE, _T_BASE = 0xAC00, 0x1100, 0x1161, 0x11A7
+_L_COUNT, _V_COUNT, _T_COUNT = 19, 21, 28
+_S_COUNT = _L_COUNT * _V_COUNT * _T_COUNT
+_JAMO = re.compile("[\u1100-\u1112][\u1161-\u1175]|[\uac00-\ud7a3][\u11a8-\u11c2]")
+
+
+def _is_syllable(ch: str) -> bool:
+    return 0 <= ord(ch) - _S_BASE < _S_COUNT
+
+
+def _compose_hangul(chars: str, origin: list[int], wide: dict[int, int]) -> tuple[str, list[int]]:
+    """Conjoining jamo composed into Hangul syllables (L+V, L+V+T, LV+T), as NFC does.
+
+    A syllable keeps the origin of its first jamo; ``wide`` gets, for that origin, the
+    end of the original range its jamo came from.
+    """
+    if not _JAMO.search(chars):
+        return chars, origin
+    out: list[str] = []
+    out_origin: list[int] = []
+    for ch, i in zip(chars, origin, strict=True):
+        c = ord(ch)
+        if out:
+            prev = ord(out[-1])
+            if 0 <= prev - _L_BASE < _L_COUNT and 0 <= c - _V_BASE < _V_COUNT:
+                out[-1] = chr(_S_BASE + ((prev - _L_BASE) * _V_COUNT + c - _V_BASE) * _T_COUNT)
+            elif 0 <= prev - _S_BASE < _S_COUNT and (prev - _S_BASE) % _T_COUNT == 0 and 0 < c - _T_BASE < _T_COUNT:
+                out[-1] = chr(prev + c - _T_BASE)
+            else:
+                prev = -1
+            if prev >= 0:
+                first = out_origin[-1]
+                wide[first] = max(wide.get(first, first + 1), i + 1)
+                continue
+        out.append(ch)
+        out_origin.append(i)
+    return "".join(out), out_origin
+
+
 def _char_fold(text: str) -> tuple[list[str], list[int]]:
     if text.isascii():
         low = text.lower()
@@ -116,7 +168,9 @@ def _char_fold(text: str) -> tuple[list[str], list[int]]:
             if _is_invisible(o) or unicodedata.category(o) == "Mn":
                 continue
             o = CONFUSABLES.get(o, o)
-            if not o.isascii() and unicodedata.category(o).startswith("L"):
+            # the base letter, accents dropped; a Hangul syllable is a letter of its own
+            # (its NFD is its jamo, the first of which is only the initial consonant)
+            if not o.isascii() and not _is_syllable(o) and unicodedata.category(o).startswith("L"):
                 base = unicodedata.normalize("NFD", o)[0]
                 o = CONFUSABLES.get(base, base)
             for piece in o:
@@ -151,13 +205,15 @@ def _resub(
 def fold(text: str) -> Folded:
     """NFKC + casefold + invisible removal + homoglyphs + separator and whitespace collapsing."""
     chars, origin = _char_fold(text)
-    s = "".join(chars)
-    for _ in range(3):  # joining can bring separated letters next to each other again
+    wide: dict[int, int] = {}
+    s, origin = _compose_hangul("".join(chars), origin, wide)
+    for _ in range(3):  # joining can bring separated letters (or jamo) next to each other again
         s, origin = _resub(s, origin, _SEPARATED, lambda m: _SEP_CHARS.sub("", m.group()))
         s, origin = _resub(s, origin, _SPACE, lambda m: " ")
+        s, origin = _compose_hangul(s, origin, wide)
         if not _SEPARATED.search(s):
             break
-    return Folded(s, tuple(origin))
+    return Folded(s, tuple(origin), tuple(sorted(wide.items())))
 
 
 def leet(text: str) -> str:
