@@ -8,7 +8,7 @@ Writes two weights files the ``classifier`` rules in rules/injection/learned.yam
 * ``learned/lexical.json``: a logistic regression on binary word 1-2-grams of the folded
   head window (1,000 characters), scaled by 1/sqrt(distinct n-grams, at least 40), C=10,
   balanced classes (chosen by 5-fold cross-validation on train, see
-  /work/notes/issue-3.md). Weights below ``PRUNE`` in magnitude are dropped. Positives
+  docs/injection-detector.md). Weights below ``PRUNE`` in magnitude are dropped. Positives
   leave out CyberSecEval's logic-violating rows; the ``false_positives`` of the rules in
   learned.yaml (ordinary prompts) are added as benign rows.
 * ``learned/chars.json``: a logistic regression on tf-idf character 2-5-grams of the

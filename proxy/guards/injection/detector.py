@@ -4,11 +4,11 @@ Synchronous and CPU-bound: the guard calls it in ``services.cpu``; the eval comm
 the benchmark and the rule self-test call it directly.
 
 Order: the folded text and its decodings go through the regex layer, the fuzzy layer
-and the lexical classifier; the semantic layer runs last, on the folded text (and on
+and the learned heads; the semantic layer runs last, on the folded text (and on
 decodings), and is skipped when a cheap layer already found a blocking hit
 (``short_circuit``) or, in ``gated`` mode, when the text contains none of the cue words
-attacks are made of, or the lexical classifier gives it less than ``gate``. Fusion
-rules then combine the lexical and semantic scores of each view.
+attacks are made of, or the learned heads (word and char) give it less than ``gate``. Fusion
+rules then combine the heads' and the semantic scores of each view.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Detector:
     vectors_dir: Path | None = None  # shipped exemplar vectors (rules/injection/.vectors)
     window_budget: int | None = 4  # semantic windows per text (None: all); the cheap layers always see all
     rules_dir: Path | None = None  # where classifier rules' weights files are
-    gate: float = 0.5  # gated mode: semantic only when the lexical classifier gives at least this
+    gate: float = 0.5  # gated mode: semantic only when a learned head gives at least this
     regex: RegexLayer = field(init=False)
     classifier: ClassifierLayer = field(init=False)
     fuzzy: FuzzyLayer = field(init=False)

@@ -10,7 +10,7 @@ Options (``rules/pipeline.yaml``): ``dir`` (default ``injection``), ``surfaces``
 ``trust_system_prompt`` (default true), ``semantic`` (``gated`` | ``always`` | ``off``),
 ``semantic_windows`` (windows embedded per text, default 4: the head and the 3 with the
 most cue words; the regex and fuzzy layers always read the whole text), ``semantic_gate``
-(gated mode: the lexical classifier's probability below which a text skips the semantic
+(gated mode: the learned heads' best probability below which a text skips the semantic
 layer, default 0.5), ``cache_size``.
 """
 

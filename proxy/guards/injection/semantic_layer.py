@@ -10,7 +10,7 @@ Score of a rule on a window = mean cosine to the rule's ``TOP_K`` closest exempl
 minus ``PENALTY`` x the mean cosine to the ``TOP_K`` closest known-benign anchors (the
 ``false_positives`` of every exemplar rule, pooled): a text that looks like known benign
 prompts as much as like attacks scores low. k and the penalty were chosen by 5-fold
-cross-validation on the training split only (see /work/notes/issue-3.md).
+cross-validation on the training split only (see docs/injection-detector.md).
 """
 
 from __future__ import annotations
