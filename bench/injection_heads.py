@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_heads.py \
         /work/shared/datasets/injection/train.jsonl rules/injection
 
-Writes two weights files the ``classifier`` rules in rules/injection/learned.yaml name:
+Writes three weights files the ``classifier`` rules in rules/injection/learned.yaml name:
 
 * ``learned/lexical.json``: a logistic regression on binary word 1-2-grams of the folded
   head window (1,000 characters), scaled by 1/sqrt(distinct n-grams, at least 40), C=10,

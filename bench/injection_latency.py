@@ -1,6 +1,6 @@
 """Injection detector latency on 1 KB and 10 KB prompts, pinned to one core.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_latency.py [--n 200] [--core 1]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_latency.py [--n 200] [--core 1] [--prose FILE.jsonl]
 
 Measures ``Detector.scan`` (what the guard runs in ``services.cpu``) on texts that are
 all different (no cache hits), in three shapes per size:
@@ -62,7 +62,12 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--core", type=int, default=1)
     ap.add_argument("--semantic", choices=["gated", "always", "off"], default="gated")
+    ap.add_argument("--prose", type=Path, help="JSONL whose 'text' fields replace the 12 built-in sentences "
+                    "(varied words: the char head's word cache stays cold, as on real traffic)")  # fmt: skip
     args = ap.parse_args()
+    if args.prose:
+        lines = args.prose.read_text(encoding="utf-8").splitlines()
+        PROSE[:] = [json.loads(line)["text"] for line in lines if line.strip()]
     os.sched_setaffinity(0, {args.core})
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GUARDRAIL_EMBEDDING_THREADS", "1")

@@ -1,6 +1,6 @@
 """Learned heads: weights files that ``classifier`` rules name (rules/injection/learned/).
 
-Both are trained on the train split only by ``bench/injection_heads.py``:
+All three are trained on the train split only by ``bench/injection_heads.py``:
 
 * ``lexical-logreg/1``: a logistic regression on binary word 1-2-grams of the folded
   text, scaled by 1/sqrt(the number of distinct n-grams in the window, at least ``MIN_GRAMS``). The file lists
@@ -44,6 +44,7 @@ FUSION = "fusion-linear/1"
 HEADS = (LEXICAL, CHARS)  # formats that score text (the rest combine other layers)
 CHAR_N = (2, 5)
 WORD_CACHE = 50_000  # words per char head whose known grams are kept
+CACHED_WORD = 40  # longer words are not cached
 MIN_GRAMS = 40  # short texts carry little lexical evidence: scale as if they had this many n-grams
 LEX_WINDOW = 1000
 LEX_STEP = 800
@@ -103,6 +104,8 @@ def logit(p: float) -> float:
 
 
 def sigmoid(z: float) -> float:
+    if math.isnan(z):  # never a block by accident (min/max would turn NaN into 60)
+        return 0.0
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
@@ -179,8 +182,8 @@ class Head:
                 raise ValueError(f"gram {g!r}: want [idf, weight]")
             idf[str(g)], weights[str(g)] = float(pair[0]), float(pair[1])
         values = [b, *idf.values(), *weights.values()]
-        if not all(math.isfinite(v) for v in values) or min(idf.values()) <= 0:
-            raise ValueError("intercept and weights must be finite numbers and every idf positive")
+        if not all(math.isfinite(v) for v in values) or min(idf.values()) < 1:
+            raise ValueError("intercept and weights must be finite numbers and every idf at least 1 (smoothed idf)")
         return cls(CHARS, b, weights, (), idf)
 
     def score(self, text: str) -> tuple[float, tuple[int, int]]:
@@ -204,9 +207,11 @@ class Head:
             index: dict[str, int] = self.__dict__["_index"]
             pairs = [(index[g], c) for g, c in word_grams(word).items() if g in index]
             got = (np.array([i for i, _ in pairs], dtype=np.int64), np.array([c for _, c in pairs], dtype=float))
-            if len(cache) >= WORD_CACHE:
-                cache.clear()
-            cache[word] = got
+            if len(word) <= CACHED_WORD:  # long tokens (base64, hashes, minified code) never repeat
+                got[0].flags.writeable = got[1].flags.writeable = False  # shared between threads
+                if len(cache) >= WORD_CACHE:
+                    cache.clear()
+                cache[word] = got
         return got
 
     def chars(self, text: str) -> tuple[float, tuple[int, int]]:

@@ -68,7 +68,12 @@ _HEX = re.compile(r"(?:\\x|0x)?[0-9a-fA-F]{2}(?:[\s:,]?(?:\\x|0x)?[0-9a-fA-F]{2}
 _PCT = re.compile(r"%[0-9a-fA-F]{2}")
 _BIN = re.compile(r"\b[01]{8}(?:[\s,]+[01]{8}){5,}\b")
 _ROT13_CUE = re.compile(r"rot[\s_-]?13|caesar|rotate by 13", re.I)
-_WORD = re.compile(r"[a-z]+")
+_PIG_WORD = re.compile(r"\b[a-z]{2,}ay\b")
+_PIG_RUN = re.compile(r"\b[a-z]{2,}ay\b(?:[\s,.;:!?'\"()-]+[a-z]{2,}ay\b){3,}", re.I)
+_PIG_Y_W = frozenset(
+    "you your yours yourself we was were will would with what when where which who whom whose why "
+    "word words world yes yet want way well work write wrong".split()
+)
 _ONSETS = frozenset("th wh sh ch ph pr tr gr br cr dr fr pl cl bl gl fl sl st sp sc sk sm sn sw tw wr kn".split())
 _COMMON = frozenset(
     "the and you to of is a in that it for are your this be with not as all on or have what i me my".split()
@@ -265,24 +270,19 @@ def _englishness(text: str) -> int:
 
 
 def _unpig(m: re.Match[str]) -> str:
-    """One Pig Latin word back: "ethay" -> "the", "useryay" -> "user"."""
+    """One Pig Latin word back: "ethay" -> "the", "useryay" -> "user", "ouyay" -> "you"."""
     base = m.group()[:-2]
     if base[-1:] in ("y", "w") and base[:1] in "aeiou" and len(base) > 2:
-        return base[:-1]
+        moved = base[-1] + base[:-1]  # "ouy" is "you" moved, or "ou" + "yay": common words decide
+        return moved if moved in _PIG_Y_W else base[:-1]
     n = 2 if base[-2:] in _ONSETS and len(base) > 2 else 1  # the moved consonants: a guess
     return base[-n:] + base[:-n] if len(base) > n and base[-1] not in "aeiou" else base
 
 
-def _pig_latin(text: str) -> str | None:
-    """The text out of Pig Latin, when most of its (4+) words are written in it."""
-    low = text[:4000].lower()
-    words = _WORD.findall(low)
-    pig = [w for w in words if len(w) > 3 and w.endswith("ay")]
-    if len(words) < 4 or len(pig) < 0.6 * len(words):
-        return None
-    got = re.sub(r"\b[a-z]+ay\b", _unpig, low)
-    sure = len(pig) >= 0.8 * len(words)
-    return got if sure or _englishness(got) > max(1, 2 * _englishness(low)) else None
+def _pig_latin(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Runs of 4 or more Pig Latin words, decoded, each with its span (an English sentence
+    around them does not hide them)."""
+    return [(_PIG_WORD.sub(_unpig, m.group().lower()), m.span()) for m in _PIG_RUN.finditer(text)]
 
 
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
@@ -304,9 +304,7 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
         got = unquote(text)
         if got != text:
             found.append(("url", got, (0, len(text))))
-    pig = _pig_latin(text)
-    if pig:
-        found.append(("pig-latin", pig, (0, len(text))))
+    found.extend(("pig-latin", got, span) for got, span in _pig_latin(text))
     sample = text[:2000]
     if _ROT13_CUE.search(text) or _englishness(sample) <= len(sample) // 100:
         rot = codecs.encode(text, "rot13")

@@ -18,6 +18,7 @@ are checked by ``selftest.test_rules`` and the test suite.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -99,13 +100,14 @@ class LoadedRule:
     file: Path
 
 
-def _own_layer_hits(rule: InjectionRule, text: str) -> bool:
-    """Does ``rule`` alone (regex or phrase) fire on ``text``? Used for load-time example checks."""
+def _own_layer(rule: InjectionRule) -> Callable[[str], bool]:
+    """Does ``rule`` alone (regex or phrase) fire on a text? Used for load-time example checks;
+    the layer is built once per rule, not once per example."""
     from proxy.guards.injection.fuzzy_layer import FuzzyLayer
     from proxy.guards.injection.regex_layer import RegexLayer
 
     layer = RegexLayer((rule,)) if rule.kind == "regex" else FuzzyLayer((rule,))
-    return any(layer.scan(v) for v in views(text))
+    return lambda text: any(layer.scan(v) for v in views(text))
 
 
 def check_model(rule: InjectionRule, path: Path) -> None:
@@ -121,13 +123,14 @@ def check_model(rule: InjectionRule, path: Path) -> None:
 def check_examples(rule: InjectionRule, path: Path) -> None:
     if rule.kind in ("exemplar", "classifier"):  # need the model / other layers: selftest
         return
+    hits = _own_layer(rule)
     for i, text in enumerate(rule.examples.match):
-        if not _own_layer_hits(rule, text):
+        if not hits(text):
             raise RuleLoadError(
                 path, f"example {text[:60]!r} should match but does not", rule_id=rule.id, field=f"examples.match.{i}"
             )
     for i, text in enumerate(rule.examples.no_match):
-        if _own_layer_hits(rule, text):
+        if hits(text):
             raise RuleLoadError(
                 path,
                 f"example {text[:60]!r} should not match but does",
@@ -166,4 +169,31 @@ def load_rules(directory: Path, *, check: bool = True) -> tuple[LoadedRule, ...]
             if check:
                 check_examples(rule, path)
             out.append(LoadedRule(rule, path))
+    check_fusion_inputs(out)
     return tuple(out)
+
+
+def check_fusion_inputs(loaded: list[LoadedRule]) -> None:
+    """Every fusion input that names a rule names a loaded word or char head: a missing or
+    misspelt one would silently read as "no score" and shift the fusion's calibration."""
+    from proxy.guards.injection.classifier_layer import FUSION, HEADS, load_head
+
+    heads = {
+        lr.rule.id
+        for lr in loaded
+        if lr.rule.kind == "classifier" and load_head(lr.file.parent, lr.rule.model).format in HEADS
+    }
+    for lr in loaded:
+        if lr.rule.kind != "classifier":
+            continue
+        head = load_head(lr.file.parent, lr.rule.model)
+        if head.format != FUSION:
+            continue
+        for i in head.inputs:
+            if i.rule and i.rule not in heads:
+                raise RuleLoadError(
+                    lr.file,
+                    f"fusion input names rule {i.rule!r}, which is not a loaded word or char head",
+                    rule_id=lr.rule.id,
+                    field="model",
+                )

@@ -56,7 +56,7 @@ def test_a_classifier_rule_loads_its_weights_file(tmp_path: Path) -> None:
         ),
         ({"format": "char-tfidf-logreg/1", "grams": {}}, "non-empty"),
         ({"format": "char-tfidf-logreg/1", "grams": {"ab": 1.0}}, "[idf, weight]"),
-        ({"format": "char-tfidf-logreg/1", "grams": {"ab": [0.0, 1.0]}}, "idf positive"),
+        ({"format": "char-tfidf-logreg/1", "grams": {"ab": [0.5, 1.0]}}, "idf at least 1"),
         ('{"format": "char-tfidf-logreg/1", "grams": {"ab": [1.0, NaN]}}', "finite"),
     ],
 )
@@ -192,3 +192,78 @@ def test_the_gate_only_holds_back_surfaces_a_lexical_head_covers(tmp_path: Path)
     layer = ClassifierLayer(tuple(x.rule for x in load_rules(tmp_path)), tmp_path)
     assert layer.gate_score([], "user") == 0.0  # covered, nothing found: the gate can hold it back
     assert layer.gate_score([], "tool") is None  # not covered: the semantic layer is not gated
+
+
+def test_char_head_score_is_the_documented_tf_idf(tmp_path: Path) -> None:
+    """(1 + log count) x idf over the known grams, L2-normalised, dotted with the weights."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(CHARS_HEAD))
+    head = Head.load(path)
+    text = "jailbreak jailbreak the kit"
+    grams = {g: c for g, c in char_grams(text).items() if g in CHARS_HEAD["grams"]}
+    assert grams["brea"] == 2  # repeated words count
+    x = {g: (1 + np.log(c)) * CHARS_HEAD["grams"][g][0] for g, c in grams.items()}
+    norm = np.sqrt(sum(v * v for v in x.values()))
+    z = CHARS_HEAD["intercept"] + sum(CHARS_HEAD["grams"][g][1] * v / norm for g, v in x.items())
+    assert head.chars(text)[0] == pytest.approx(1 / (1 + np.exp(-z)))
+    assert head.chars(text)[0] == pytest.approx(head.chars(text)[0])  # cached words: same score
+    long_word = "q" * 100 + "brea"
+    head.chars(long_word)
+    assert long_word not in head._word_cache  # long tokens never repeat: not cached
+
+
+def two_heads(directory: Path, fusion_inputs: list[dict[str, Any]]) -> None:
+    """A word head, a char head and a fusion over them, as three classifier rules."""
+    (directory / "learned").mkdir(parents=True, exist_ok=True)
+    (directory / "learned" / "words.json").write_text(json.dumps(HEAD))
+    (directory / "learned" / "chars.json").write_text(json.dumps(CHARS_HEAD))
+    fusion = {"format": "fusion-linear/1", "intercept": -1.0, "inputs": fusion_inputs}
+    (directory / "learned" / "fusion.json").write_text(json.dumps(fusion))
+    rules = [
+        {"id": "t.words", "kind": "classifier", "model": "learned/words.json", "threshold": 0.999},
+        {"id": "t.chars", "kind": "classifier", "model": "learned/chars.json", "threshold": 0.999},
+        {"id": "t.fusion", "kind": "classifier", "model": "learned/fusion.json"},
+    ]
+    (directory / "a.yaml").write_text(yaml.safe_dump({"schema_version": 1, "rules": rules}))
+
+
+def test_the_fusion_reads_each_head_by_rule_id_through_the_detector(tmp_path: Path) -> None:
+    # only the char head counts: "breaking" is a char-head word the word head does not know
+    two_heads(tmp_path, [
+        {"layer": "classifier", "rule": "t.words", "transform": "logit", "weight": 0.0},
+        {"layer": "classifier", "rule": "t.chars", "transform": "logit", "weight": 3.0},
+    ])  # fmt: skip
+    det = Detector.from_loaded(load_rules(tmp_path))
+    hit = {f.rule.id: f for f in det.scan("we are breaking out")}["t.fusion"]
+    assert hit.layer == "fusion" and "classifier:t.chars=" in (hit.detail or "")
+    assert not det.scan("a kitten sleeps in the sun")
+    # the same scores, the weight on the word head instead: the fusion stays quiet
+    other = tmp_path / "other"  # a new file: heads are cached per file version
+    two_heads(other, [
+        {"layer": "classifier", "rule": "t.words", "transform": "logit", "weight": 3.0},
+        {"layer": "classifier", "rule": "t.chars", "transform": "logit", "weight": 0.0},
+    ])  # fmt: skip
+    det = Detector.from_loaded(load_rules(other))
+    assert "t.fusion" not in {f.rule.id for f in det.scan("we are breaking out")}
+
+
+def test_the_gate_reads_the_best_of_both_heads(tmp_path: Path) -> None:
+    two_heads(tmp_path, [{"layer": "classifier", "rule": "t.words", "transform": "logit", "weight": 1.0}])
+    layer = ClassifierLayer(tuple(x.rule for x in load_rules(tmp_path)), tmp_path)
+    hits = layer.scan("we are breaking out")  # the char head only
+    by_rule = {h.rule.id: h.score for h in hits}
+    assert by_rule["t.chars"] > 0.5 > by_rule["t.words"]
+    assert layer.gate_score(hits) == by_rule["t.chars"]
+
+
+def test_a_fusion_input_naming_no_loaded_head_is_rejected(tmp_path: Path) -> None:
+    two_heads(tmp_path, [{"layer": "classifier", "rule": "t.charz", "transform": "logit", "weight": 1.0}])
+    with pytest.raises(RuleLoadError) as exc:
+        load_rules(tmp_path)
+    assert exc.value.rule_id == "t.fusion" and exc.value.field == "model" and "t.charz" in exc.value.detail
+
+
+def test_a_nan_score_never_blocks() -> None:
+    from proxy.guards.injection.classifier_layer import sigmoid
+
+    assert sigmoid(float("nan")) == 0.0 and sigmoid(100.0) == pytest.approx(1.0)
