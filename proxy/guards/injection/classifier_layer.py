@@ -117,6 +117,11 @@ class FusionInput:
     missing: float = 0.0  # stands in when the layer did not run
     rule: str = ""  # classifier inputs: the rule whose head this reads ("": the best of all)
 
+    @property
+    def key(self) -> str:
+        """What the input reads: a layer, or ``classifier:<rule id>`` for one head."""
+        return f"{self.layer}:{self.rule}" if self.rule else self.layer
+
 
 @dataclass(frozen=True)
 class Head:
@@ -127,6 +132,11 @@ class Head:
     weights: dict[str, float]  # lexical: n-gram -> weight; chars: gram -> weight (idf apart)
     inputs: tuple[FusionInput, ...] = ()
     idf: dict[str, float] | None = None  # chars: gram -> idf (every gram of the vocabulary)
+    # chars, derived from idf and weights: the vocabulary as arrays for the scan
+    _names: list[str] = field(init=False, default_factory=list, compare=False, repr=False)
+    _index: dict[str, int] = field(init=False, default_factory=dict, compare=False, repr=False)
+    _idf_arr: np.ndarray = field(init=False, default_factory=lambda: np.zeros(0), compare=False, repr=False)
+    _w_arr: np.ndarray = field(init=False, default_factory=lambda: np.zeros(0), compare=False, repr=False)
     _word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -191,10 +201,10 @@ class Head:
         return self.chars(text) if self.format == CHARS else self.lexical(text)
 
     def __post_init__(self) -> None:
-        if self.idf is not None:  # chars: the vocabulary as arrays, for the scan
+        if self.idf is not None:
             names = list(self.idf)
-            object.__setattr__(self, "_names", names)
-            object.__setattr__(self, "_index", {g: i for i, g in enumerate(names)})
+            self._names.extend(names)
+            self._index.update((g, i) for i, g in enumerate(names))
             object.__setattr__(self, "_idf_arr", np.array([self.idf[g] for g in names]))
             object.__setattr__(self, "_w_arr", np.array([self.weights[g] for g in names]))
 
@@ -204,8 +214,7 @@ class Head:
         cache = self._word_cache
         got = cache.get(word)
         if got is None:
-            index: dict[str, int] = self.__dict__["_index"]
-            pairs = [(index[g], c) for g, c in word_grams(word).items() if g in index]
+            pairs = [(self._index[g], c) for g, c in word_grams(word).items() if g in self._index]
             got = (np.array([i for i, _ in pairs], dtype=np.int64), np.array([c for _, c in pairs], dtype=float))
             if len(word) <= CACHED_WORD:  # long tokens (base64, hashes, minified code) never repeat
                 got[0].flags.writeable = got[1].flags.writeable = False  # shared between threads
@@ -223,10 +232,10 @@ class Head:
         idx = np.concatenate([g[0] for g, _ in parts])
         cnt = np.concatenate([g[1] * k for g, k in parts])
         grams, inverse = np.unique(idx, return_inverse=True)
-        x = (1.0 + np.log(np.bincount(inverse, weights=cnt))) * self.__dict__["_idf_arr"][grams]
-        contrib = self.__dict__["_w_arr"][grams] * x / float(np.sqrt(x @ x))
+        x = (1.0 + np.log(np.bincount(inverse, weights=cnt))) * self._idf_arr[grams]
+        contrib = self._w_arr[grams] * x / float(np.sqrt(x @ x))
         top = int(np.argmax(contrib))
-        span = _char_spans(text, self.__dict__["_names"][grams[top]]) if contrib[top] > 0 else (0, 0)
+        span = _char_spans(text, self._names[grams[top]]) if contrib[top] > 0 else (0, 0)
         return sigmoid(self.intercept + float(contrib.sum())), span
 
     def lexical(self, text: str) -> tuple[float, tuple[int, int]]:
@@ -244,14 +253,12 @@ class Head:
                     best, span = w, sp
         return sigmoid(z), span
 
-    def input_keys(self) -> list[str]:
-        return [f"{i.layer}:{i.rule}" if i.rule else i.layer for i in self.inputs]
-
     def fuse(self, values: dict[str, float | None]) -> tuple[float, str]:
         """(probability, the input that added most) from the best raw score per input layer
         (``values`` keyed by layer, and by ``classifier:<rule id>`` for each head)."""
         z, top, most = self.intercept, "", -math.inf
-        for i, key in zip(self.inputs, self.input_keys(), strict=True):
+        for i in self.inputs:
+            key = i.key
             v = values.get(key)
             x = i.missing if v is None else (logit(v) if i.transform == "logit" else v)
             z += i.weight * x
@@ -287,7 +294,7 @@ def lex_windows(n: int) -> list[tuple[int, int]]:
 
 
 class ClassifierLayer:
-    """The lexical heads (cheap, ``scan``) and the fusions (``fuse``, after the other layers)."""
+    """The word and char heads (cheap, ``scan``) and the fusions (``fuse``, after the other layers)."""
 
     name = "classifier"
 
@@ -295,13 +302,13 @@ class ClassifierLayer:
         chosen = [r for r in rules if r.kind == "classifier"]
         base = rules_dir or Path(".")
         heads = {r.id: load_head(base, r.model) for r in chosen}
-        self.lexical = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS]
+        self.heads = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS]
         self.fusions = [(r, heads[r.id]) for r in chosen if heads[r.id].format == FUSION]
 
     def scan(self, text: str, surface: str = "user") -> list[LayerHit]:
-        """Lexical heads on a view's folded (or leet-folded) text; spans in its coordinates."""
+        """The heads on a view's folded (or leet-folded) text; spans in its coordinates."""
         hits: list[LayerHit] = []
-        for rule, head in self.lexical:
+        for rule, head in self.heads:
             if surface not in rule.surfaces or not text.strip():
                 continue
             best = (0.0, (0, 0))
@@ -313,9 +320,9 @@ class ClassifierLayer:
         return hits
 
     def gate_score(self, hits: list[LayerHit], surface: str = "user") -> float | None:
-        """The best lexical probability among ``hits`` (None: no lexical head covers ``surface``,
-        so the gate must not hold the semantic layer back there)."""
-        if not any(surface in rule.surfaces for rule, _ in self.lexical):
+        """The best head probability among ``hits`` (None: no head covers ``surface``, so the
+        gate must not hold the semantic layer back there)."""
+        if not any(surface in rule.surfaces for rule, _ in self.heads):
             return None
         return max((h.score for h in hits if h.layer == self.name), default=0.0)
 
@@ -324,9 +331,10 @@ class ClassifierLayer:
         by_layer: dict[str, LayerHit] = {}
         for h in hits:
             key = "semantic-exemplar" if h.layer == "semantic" and h.rule.kind == "exemplar" else h.layer
-            keys = (key, f"{key}:{h.rule.id}") if key == self.name else (key,)
-            for k in keys:
-                if key in INPUT_LAYERS and (k not in by_layer or h.score > by_layer[k].score):
+            if key not in INPUT_LAYERS:
+                continue
+            for k in (key, f"{key}:{h.rule.id}"):  # the best of the layer, and each rule's own
+                if k not in by_layer or h.score > by_layer[k].score:
                     by_layer[k] = h
         values: dict[str, float | None] = {k: h.score for k, h in by_layer.items()}
         if not semantic_ran:
@@ -337,7 +345,7 @@ class ClassifierLayer:
                 continue
             p, top = head.fuse(values)
             span = by_layer[top].span if top in by_layer else (0, 0)
-            used = [k for k in head.input_keys() if values.get(k) is not None]
+            used = [i.key for i in head.inputs if values.get(i.key) is not None]
             detail = " ".join(f"{k}={values[k]:.3f}" for k in used)
             out.append(LayerHit(rule, p, "fusion", span, f"p={p:.3f} {detail}"))
         return out

@@ -178,15 +178,9 @@ def check_fusion_inputs(loaded: list[LoadedRule]) -> None:
     misspelt one would silently read as "no score" and shift the fusion's calibration."""
     from proxy.guards.injection.classifier_layer import FUSION, HEADS, load_head
 
-    heads = {
-        lr.rule.id
-        for lr in loaded
-        if lr.rule.kind == "classifier" and load_head(lr.file.parent, lr.rule.model).format in HEADS
-    }
-    for lr in loaded:
-        if lr.rule.kind != "classifier":
-            continue
-        head = load_head(lr.file.parent, lr.rule.model)
+    read = {lr.rule.id: (lr, load_head(lr.file.parent, lr.rule.model)) for lr in loaded if lr.rule.kind == "classifier"}
+    heads = {rule_id for rule_id, (_, head) in read.items() if head.format in HEADS}
+    for lr, head in read.values():
         if head.format != FUSION:
             continue
         for i in head.inputs:

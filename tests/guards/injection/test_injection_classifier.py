@@ -205,8 +205,10 @@ def test_char_head_score_is_the_documented_tf_idf(tmp_path: Path) -> None:
     x = {g: (1 + np.log(c)) * CHARS_HEAD["grams"][g][0] for g, c in grams.items()}
     norm = np.sqrt(sum(v * v for v in x.values()))
     z = CHARS_HEAD["intercept"] + sum(CHARS_HEAD["grams"][g][1] * v / norm for g, v in x.items())
-    assert head.chars(text)[0] == pytest.approx(1 / (1 + np.exp(-z)))
-    assert head.chars(text)[0] == pytest.approx(head.chars(text)[0])  # cached words: same score
+    assert not head._word_cache
+    assert head.chars(text)[0] == pytest.approx(1 / (1 + np.exp(-z)))  # words seen for the first time
+    assert "jailbreak" in head._word_cache
+    assert head.chars(text)[0] == pytest.approx(1 / (1 + np.exp(-z)))  # the same from the word cache
     long_word = "q" * 100 + "brea"
     head.chars(long_word)
     assert long_word not in head._word_cache  # long tokens never repeat: not cached
