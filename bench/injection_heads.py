@@ -1,7 +1,8 @@
 """Train the learned heads of rules/injection/learned/ from the TRAIN split only.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_heads.py \
-        /work/shared/datasets/injection/train.jsonl rules/injection
+        ../shared/datasets/injection/train.jsonl rules/injection \
+        --benign ../shared/datasets/pii/train.jsonl
 
 Writes three weights files the ``classifier`` rules in rules/injection/learned.yaml name:
 
@@ -10,7 +11,11 @@ Writes three weights files the ``classifier`` rules in rules/injection/learned.y
   balanced classes (chosen by 5-fold cross-validation on train, see
   docs/injection-detector.md). Weights below ``PRUNE`` in magnitude are dropped. Positives
   leave out CyberSecEval's logic-violating rows; the ``false_positives`` of the rules in
-  learned.yaml (ordinary prompts) are added as benign rows.
+  learned.yaml (ordinary prompts) are added as benign rows, and so are the ``--benign``
+  rows (pii/train.jsonl: conversational customer-service text, which the injection data
+  lacks) and ``AUG`` x as many long texts made of benign rows joined up (the injection
+  data's benign rows are mostly short, its attacks long). These extra rows weigh
+  ``EXTRA_WEIGHT`` x a benign row; the injection rows keep balanced class weights.
 * ``learned/chars.json``: a logistic regression on tf-idf character 2-5-grams of the
   words of the same window (sublinear tf, L2 norm, the ``CHAR_VOCAB`` most frequent grams
   seen in at least 2 rows), C=10, balanced classes, same rows as the word head.
@@ -26,6 +31,7 @@ out-of-fold benign scores).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -51,6 +57,42 @@ LEX_FPR = 0.005  # the lexical head alone fires only where it is very sure
 CHAR_FPR = 0.003  # so does the char head (their hits add up with the fusion's)
 CHAR_C, CHAR_VOCAB = 10.0, 20000
 LEX_RULE, CHAR_RULE = "injection.learned.lexical", "injection.learned.chars"
+# Benign rows are mostly short and attacks mostly long, so heads trained on the rows alone
+# learn "long text = attack": 1 KB of ordinary concatenated text scored p ~ 0.6. Extra
+# benign rows made of benign training rows joined up to LONG characters teach them
+# otherwise; OOF_LONG such texts per fold, built from that fold's held-out benign rows,
+# measure it.
+LONG = (400, 1000)
+AUG = 0.5  # long benign rows per benign row
+# Weight of a --benign row and of a long benign row, relative to a benign training row. The
+# grid AUG in {0, 0.5, 1} x EXTRA_WEIGHT in {0.3, 1} gave the same out-of-fold recall
+# (0.795-0.804); this pair let the semantic gate open least on text no head was trained on
+# (see docs/injection-detector.md, "Out-of-domain text").
+EXTRA_WEIGHT = 1.0
+OOF_LONG = 200
+
+
+def long_benign(pool: list[str], per_row: float, rng: np.random.RandomState) -> list[str]:
+    """``per_row`` x len(pool) texts of random rows of ``pool`` joined by blank lines, each
+    cut at a length drawn from LONG, folded as the scanner folds them."""
+    from proxy.guards.injection.normalize import views
+
+    out = []
+    for _ in range(round(per_row * len(pool))):
+        size, parts = rng.randint(*LONG), []
+        while sum(len(p) + 2 for p in parts) < size:
+            parts.append(pool[rng.randint(len(pool))])
+        out.append(views("\n\n".join(parts)[:size])[0].folded.text)
+    return out
+
+
+def balanced(y: np.ndarray, n_extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and sample weights for ``y`` (classes balanced, as sklearn's "balanced")
+    followed by ``n_extra`` benign rows of EXTRA_WEIGHT x a benign row's weight each, so
+    that extra text does not shift the balance of the rows themselves."""
+    pos, neg = max(1, int(y.sum())), max(1, int(len(y) - y.sum()))
+    sw = np.where(y == 1, len(y) / (2 * pos), len(y) / (2 * neg))
+    return np.r_[y, np.zeros(n_extra, int)], np.r_[sw, np.full(n_extra, EXTRA_WEIGHT * len(y) / (2 * neg))]
 
 
 def feats(text: str) -> dict[str, float]:
@@ -59,20 +101,20 @@ def feats(text: str) -> dict[str, float]:
     return features(text)
 
 
-def fit_lexical(head: list[dict[str, float]], y: np.ndarray) -> tuple[dict[str, float], float]:
+def fit_lexical(head: list[dict[str, float]], y: np.ndarray, sw: np.ndarray) -> tuple[dict[str, float], float]:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
 
     df = Counter(k for f in head for k in f)
     keep = {k for k, c in df.items() if c >= MIN_DF}
     dv = DictVectorizer().fit([{k: v for k, v in f.items() if k in keep} for f in head])
-    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(dv.transform(head), y)
+    model = LogisticRegression(C=C, max_iter=5000).fit(dv.transform(head), y, sample_weight=sw)
     names = dv.get_feature_names_out()
     w = {str(n): round(float(c), 5) for n, c in zip(names, model.coef_[0], strict=True) if abs(c) >= PRUNE}
     return w, float(model.intercept_[0])
 
 
-def fit_chars(counts: list[Counter[str]], y: np.ndarray) -> Head:
+def fit_chars(counts: list[Counter[str]], y: np.ndarray, sw: np.ndarray) -> Head:
     """The char head, as the scanner will load it (so out-of-fold scores use its own code)."""
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.feature_extraction.text import TfidfTransformer
@@ -88,7 +130,7 @@ def fit_chars(counts: list[Counter[str]], y: np.ndarray) -> Head:
     dv = DictVectorizer().fit([{g: 1 for g in vocab}])
     x = dv.transform([{g: n for g, n in c.items() if g in keep} for c in counts])
     tf = TfidfTransformer(sublinear_tf=True).fit(x)
-    model = LogisticRegression(C=CHAR_C, max_iter=5000, class_weight="balanced").fit(tf.transform(x), y)
+    model = LogisticRegression(C=CHAR_C, max_iter=5000).fit(tf.transform(x), y, sample_weight=sw)
     names = [str(n) for n in dv.get_feature_names_out()]
     idf = {g: round(float(v), 5) for g, v in zip(names, tf.idf_, strict=True)}
     w = {g: round(float(v), 5) for g, v in zip(names, model.coef_[0], strict=True)}
@@ -136,7 +178,13 @@ def main() -> int:
     from proxy.guards.injection.normalize import views
     from proxy.guards.injection.semantic_layer import windows
 
-    src, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    ap = argparse.ArgumentParser(description="Train the learned injection heads on the train split.")
+    ap.add_argument("train", type=Path, help="injection/train.jsonl")
+    ap.add_argument("rules", type=Path, help="the rules directory (rules/injection)")
+    ap.add_argument("--benign", type=Path, action="append", default=[],
+                    help="more benign text, JSONL with a 'text' field (a TRAIN split only), e.g. pii/train.jsonl")  # fmt: skip
+    args = ap.parse_args()
+    src, out_dir = args.train, args.rules
     rows = [json.loads(line) for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
     y = np.array([int(r["label"]) for r in rows])
     # CyberSecEval's logic-violating rows are attacks only against a system prompt that
@@ -144,12 +192,19 @@ def main() -> int:
     # head that ordinary questions are attacks. They stay in the out-of-fold figures.
     fit_ok = np.array(["logic-violating" not in r["source"] for r in rows])
     extra = known_benign(out_dir / "learned.yaml")
+    more = [
+        views(json.loads(line)["text"])[0].folded.text[:1000]
+        for path in args.benign
+        for line in path.read_text(encoding="utf-8").split("\n")
+        if line.strip()
+    ]
     no = np.zeros(len(extra), int)
     folded = [views(r["text"])[0].folded.text for r in rows]
     head = [feats(t[:1000]) for t in folded]
     wins = [[feats(t[a:b]) for a, b in lex_windows(len(t))] for t in folded]
     chars = [char_grams(t[:1000]) for t in folded]
     extra_lex, extra_chars = [feats(t) for t in extra], [char_grams(t) for t in extra]
+    more_lex, more_chars = [feats(t) for t in more], [char_grams(t) for t in more]
     emb = load_default()
     spans = [windows(t) for t in folded]
     flat = [t[a:b] for t, sp in zip(folded, spans, strict=True) for a, b in sp]
@@ -161,16 +216,24 @@ def main() -> int:
     heads = np.stack([v[0] for v in vecs])
     fold = np.random.RandomState(0).randint(0, FOLDS, len(rows))
     lex_oof, chr_oof, sem_oof = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows))
+    long_scores: list[tuple[float, float, float]] = []  # (lex, chars, sem) of held-out long benign texts
     for f in range(FOLDS):
         tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
         fit = tr[fit_ok[tr]]
-        w, b = fit_lexical([head[j] for j in fit] + extra_lex, np.r_[y[fit], no])
-        ch = fit_chars([chars[j] for j in fit] + extra_chars, np.r_[y[fit], no])
+        rng = np.random.RandomState(f)
+        aug = long_benign([folded[j] for j in fit if y[j] == 0] + extra + more, AUG, rng)
+        yy, sw = balanced(np.r_[y[fit], no], len(more) + len(aug))
+        w, b = fit_lexical([head[j] for j in fit] + extra_lex + more_lex + [feats(t) for t in aug], yy, sw)
+        ch = fit_chars([chars[j] for j in fit] + extra_chars + more_chars + [char_grams(t) for t in aug], yy, sw)
         att, ben = heads[tr[y[tr] == 1]], heads[tr[y[tr] == 0]]
         for j in te:
             lex_oof[j] = lex_logit(w, b, wins[j])
             chr_oof[j] = char_logit(ch, [folded[j][a:b] for a, b in lex_windows(len(folded[j]))])
             sem_oof[j] = knn(vecs[j], att, ben)
+        held = long_benign([folded[j] for j in te if y[j] == 0], OOF_LONG / FOLDS / max(1, int((y[te] == 0).sum())), rng)
+        held_vecs = emb.encode(held)
+        for t, v in zip(held, held_vecs, strict=True):
+            long_scores.append((lex_logit(w, b, [feats(t)]), char_logit(ch, [t]), knn(v[None, :], att, ben)))
     if os.environ.get("INJECTION_HEADS_DUMP"):  # out-of-fold scores, for analysis
         np.savez(os.environ["INJECTION_HEADS_DUMP"], y=y, lex=lex_oof, chars=chr_oof, sem=sem_oof)
     scale = [1.0 / float(v[y == 0].std()) for v in (lex_oof, chr_oof, sem_oof)]
@@ -183,9 +246,16 @@ def main() -> int:
                       ("any head", fired)):  # fmt: skip
         rec, fpr = float(hit[y == 1].mean()), float(hit[y == 0].mean())
         print(f"out-of-fold {name:9s} recall {rec:.3f}  FPR {fpr:.4f}")
+    ll, lc, ls = (np.array(c) for c in zip(*long_scores, strict=True))
+    long_fused = scale[0] * ll + scale[1] * lc + scale[2] * ls
+    print(f"held-out long benign texts ({len(ll)}, {LONG[0]}-{LONG[1]} chars): lexical FPR {(ll > t_lex).mean():.3f}, "
+          f"chars FPR {(lc > t_chr).mean():.3f}, fusion FPR {(long_fused > t_fused).mean():.3f}, "
+          f"semantic gate open (a head p >= 0.5) {(np.maximum(ll, lc) >= 0).mean():.3f}")  # fmt: skip
     fit = np.where(fit_ok)[0]
-    w, b = fit_lexical([head[j] for j in fit] + extra_lex, np.r_[y[fit], no])
-    ch = fit_chars([chars[j] for j in fit] + extra_chars, np.r_[y[fit], no])
+    aug = long_benign([folded[j] for j in fit if y[j] == 0] + extra + more, AUG, np.random.RandomState(FOLDS))
+    yy, sw = balanced(np.r_[y[fit], no], len(more) + len(aug))
+    w, b = fit_lexical([head[j] for j in fit] + extra_lex + more_lex + [feats(t) for t in aug], yy, sw)
+    ch = fit_chars([chars[j] for j in fit] + extra_chars + more_chars + [char_grams(t) for t in aug], yy, sw)
     learned = out_dir / "learned"
     learned.mkdir(parents=True, exist_ok=True)
     lex_prob, chr_prob = sigmoid(t_lex), sigmoid(t_chr)

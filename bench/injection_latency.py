@@ -1,6 +1,6 @@
 """Injection detector latency on 1 KB and 10 KB prompts, pinned to one core.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_latency.py [--n 200] [--core 1] [--prose FILE.jsonl]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_latency.py [--n 200] [--core 1] [--prose FILE.jsonl|stdlib]
 
 Measures ``Detector.scan`` (what the guard runs in ``services.cpu``) on texts that are
 all different (no cache hits), in three shapes per size:
@@ -52,6 +52,34 @@ def text_of(size: int, rnd: random.Random, extra: str = "") -> str:
     return " ".join(parts)[:size]
 
 
+def stdlib_docs(limit: int = 600) -> list[str]:
+    """Docstrings (>= 300 characters) of the standard library's public classes and functions:
+    ordinary English text that no layer was trained on, on every machine."""
+    import contextlib
+    import importlib
+    import inspect
+    import io
+    import warnings
+
+    out: dict[str, None] = {}
+    for name in sorted(sys.stdlib_module_names):
+        if name.startswith("_") or name in ("antigravity", "this", "idlelib", "turtledemo", "tkinter"):
+            continue
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                mod = importlib.import_module(name)
+        except Exception:  # platform modules that do not import here
+            continue
+        for obj in list(vars(mod).values())[:400]:
+            doc = inspect.getdoc(obj) if inspect.isfunction(obj) or inspect.isclass(obj) else None
+            if doc and len(doc) >= 300:
+                out.setdefault(doc[:1500])
+    docs = list(out)
+    random.Random(0).shuffle(docs)
+    return docs[:limit]
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -63,9 +91,12 @@ def main() -> int:
     ap.add_argument("--core", type=int, default=1)
     ap.add_argument("--semantic", choices=["gated", "always", "off"], default="gated")
     ap.add_argument("--prose", type=Path, help="JSONL whose 'text' fields replace the 12 built-in sentences "
-                    "(varied words: the char head's word cache stays cold, as on real traffic)")  # fmt: skip
+                    "(varied words: the char head's word cache stays cold, as on real traffic), "
+                    "or 'stdlib': the standard library's docstrings")  # fmt: skip
     args = ap.parse_args()
-    if args.prose:
+    if args.prose == Path("stdlib"):
+        PROSE[:] = stdlib_docs()
+    elif args.prose:
         lines = args.prose.read_text(encoding="utf-8").splitlines()
         PROSE[:] = [json.loads(line)["text"] for line in lines if line.strip()]
     os.sched_setaffinity(0, {args.core})

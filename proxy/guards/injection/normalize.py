@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -159,28 +160,45 @@ def _compose_hangul(chars: str, origin: list[int], wide: dict[int, int]) -> tupl
     return "".join(out), out_origin
 
 
+@functools.lru_cache(maxsize=65536)
+def _fold_char(ch: str) -> str:
+    """What one non-ASCII character folds to ("" for an invisible one)."""
+    if _is_invisible(ch):
+        return ""
+    pieces = []
+    for o in unicodedata.normalize("NFKC", ch).casefold():
+        if _is_invisible(o) or unicodedata.category(o) == "Mn":
+            continue
+        o = CONFUSABLES.get(o, o)
+        # the base letter, accents dropped; a Hangul syllable is a letter of its own
+        # (its NFD is its jamo, the first of which is only the initial consonant)
+        if not o.isascii() and not _is_syllable(o) and unicodedata.category(o).startswith("L"):
+            base = unicodedata.normalize("NFD", o)[0]
+            o = CONFUSABLES.get(base, base)
+        pieces.append(o)
+    return "".join(pieces)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def _char_fold(text: str) -> tuple[list[str], list[int]]:
     if text.isascii():
         low = text.lower()
         return list(low), list(range(len(low)))
     chars: list[str] = []
     origin: list[int] = []
-    for i, ch in enumerate(text):
-        if _is_invisible(ch):
-            continue
-        out = unicodedata.normalize("NFKC", ch).casefold() if not ch.isascii() else ch.lower()
-        for o in out:
-            if _is_invisible(o) or unicodedata.category(o) == "Mn":
-                continue
-            o = CONFUSABLES.get(o, o)
-            # the base letter, accents dropped; a Hangul syllable is a letter of its own
-            # (its NFD is its jamo, the first of which is only the initial consonant)
-            if not o.isascii() and not _is_syllable(o) and unicodedata.category(o).startswith("L"):
-                base = unicodedata.normalize("NFD", o)[0]
-                o = CONFUSABLES.get(base, base)
-            for piece in o:
-                chars.append(piece)
-                origin.append(i)
+    last = 0
+    for m in _NON_ASCII.finditer(text):  # ASCII runs in bulk, other characters one by one
+        i = m.start()
+        chars.extend(text[last:i].lower())
+        origin.extend(range(last, i))
+        out = _fold_char(m.group())
+        chars.extend(out)
+        origin.extend([i] * len(out))
+        last = i + 1
+    chars.extend(text[last:].lower())
+    origin.extend(range(last, len(text)))
     return chars, origin
 
 
