@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-# Cyrillic, Greek and a few other letters that look like Latin ones (after casefold).
+# Cyrillic, Greek and a few other letters that look like Latin ones (after casefold), and
+# typographic quotes.
 CONFUSABLES: dict[str, str] = {
     # Cyrillic
     "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "һ": "h", "і": "i", "ї": "i",
@@ -43,6 +44,8 @@ CONFUSABLES: dict[str, str] = {
     "ı": "i", "ȷ": "j", "ɑ": "a", "ɡ": "g", "ɩ": "i", "ɪ": "i", "ʀ": "r", "ʏ": "y", "ᴀ": "a",
     "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ᴋ": "k", "ᴍ": "m", "ᴏ": "o", "ᴘ": "p", "ᴛ": "t", "ᴜ": "u",
     "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ø": "o", "ł": "l", "đ": "d", "ß": "ss",
+    # typographic quotes (phones and word processors curl the apostrophe of "don't"): the ASCII ones
+    "‘": "'", "’": "'", "‛": "'", "ʼ": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
 }  # fmt: skip
 
 LEET: dict[str, str] = {

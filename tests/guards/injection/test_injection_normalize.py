@@ -29,6 +29,10 @@ def test_cyrillic_and_greek_homoglyphs_fold_to_latin() -> None:
     assert fold("ΑΙ ΜΟΔΕ").text.startswith("ai")  # Greek capitals
 
 
+def test_typographic_quotes_fold_to_ascii() -> None:
+    assert fold("Don’t say ‘yes’ or “no”").text == "don't say 'yes' or \"no\""
+
+
 def test_separated_letters_are_joined() -> None:
     assert fold("i g n o r e").text == "ignore"
     assert fold("i.g.n.o.r.e").text == "ignore"
