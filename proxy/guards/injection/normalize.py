@@ -65,6 +65,15 @@ LEET: dict[str, str] = {
 _SEPARATED = re.compile(r"(?<![^\W_])(?:[^\W_][\s._\-*·•|/\\,+~'`^]{1,2}){3,}[^\W_](?![^\W_])")
 _SEP_CHARS = re.compile(r"[\s._\-*·•|/\\,+~'`^]")
 _SPACE = re.compile(r"\s{2,}|[^\S ]")  # any whitespace but a lone space
+# Letter-spaced text ("i g n o r e   a l l"): a run of 4+ single letters one space apart.
+# In such text the 2-3 letter words are spaced too ("a l l", "o f"); they are joined
+# before the wide gaps between words collapse, or they would run into each other. Text
+# that is spaced out throughout loses every lone space (punctuation was spaced out too).
+_LETTER_SPACED = re.compile(r"(?<![^\W_])[^\W_](?: [^\W_]){3,}(?![^\W_])")
+_SINGLE_SPACE = re.compile(r"(?<=\S) (?=\S)")
+_SHORT_SPACED = re.compile(
+    r"(?:^|(?<=\s\s)|(?<=[^\w\s]\s)|(?<=[^\w\s]))[^\W_](?: [^\W_]){1,2}(?=$|\s\s|\s[^\w\s]|[^\w\s])"
+)
 _LEET_WORD = re.compile(r"[a-z0-9@$!|]*(?:[a-z][a-z0-9@$!|]*[0-9@$!|]|[0-9@$!|][a-z0-9@$!|]*[a-z])[a-z0-9@$!|]*")
 _LEET_CHARS = re.compile(r"[0-9@$!|]")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
@@ -233,6 +242,13 @@ def fold(text: str) -> Folded:
     chars, origin = _char_fold(text)
     wide: dict[int, int] = {}
     s, origin = _compose_hangul("".join(chars), origin, wide)
+    if _LETTER_SPACED.search(s):
+        tokens = s.split()
+        if len(tokens) >= 8 and sum(len(t) == 1 for t in tokens) >= 0.7 * len(tokens):
+            # all of it is spaced out, punctuation too: every lone space is inside a word
+            s, origin = _resub(s, origin, _SINGLE_SPACE, lambda m: "")
+        else:
+            s, origin = _resub(s, origin, _SHORT_SPACED, lambda m: m.group().replace(" ", ""))
     for _ in range(3):  # joining can bring separated letters (or jamo) next to each other again
         s, origin = _resub(s, origin, _SEPARATED, lambda m: _SEP_CHARS.sub("", m.group()))
         s, origin = _resub(s, origin, _SPACE, lambda m: " ")
