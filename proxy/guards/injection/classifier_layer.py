@@ -286,7 +286,10 @@ def _read_head(path: str, mtime_ns: int, size: int) -> Head:
     return Head.load(Path(path))
 
 
-def lex_windows(n: int) -> list[tuple[int, int]]:
+Span = tuple[int, int]
+
+
+def lex_windows(n: int) -> list[Span]:
     if n <= LEX_WINDOW:
         return [(0, n)]
     starts = range(0, max(1, n - LEX_WINDOW + LEX_STEP), LEX_STEP)
@@ -307,17 +310,25 @@ class ClassifierLayer:
 
     def scan(self, text: str, surface: str = "user") -> list[LayerHit]:
         """The heads on a view's folded (or leet-folded) text; spans in its coordinates."""
+        return self.scan_windows(text, surface)[0]
+
+    def scan_windows(self, text: str, surface: str = "user") -> tuple[list[LayerHit], list[tuple[Span, float]]]:
+        """``scan``'s hits, and each window with the best probability any head gave it
+        (what the semantic gate reads, window by window)."""
         hits: list[LayerHit] = []
+        wins = lex_windows(len(text))
+        per_window = [0.0] * len(wins)
         for rule, head in self.heads:
             if surface not in rule.surfaces or not text.strip():
                 continue
             best = (0.0, (0, 0))
-            for a, b in lex_windows(len(text)):
+            for i, (a, b) in enumerate(wins):
                 p, (s, e) = head.score(text[a:b])
+                per_window[i] = max(per_window[i], p)
                 if p > best[0]:
                     best = (p, (a + s, a + e))
             hits.append(LayerHit(rule, best[0], self.name, best[1], f"p={best[0]:.3f}"))
-        return hits
+        return hits, list(zip(wins, per_window, strict=True))
 
     def gate_score(self, hits: list[LayerHit], surface: str = "user") -> float | None:
         """The best head probability among ``hits`` (None: no head covers ``surface``, so the

@@ -7,18 +7,21 @@ Order: the folded text and its decodings go through the regex layer, the fuzzy l
 and the learned heads; the semantic layer runs last, on the folded text (and on
 decodings), and is skipped when a cheap layer already found a blocking hit
 (``short_circuit``) or, in ``gated`` mode, when the text contains none of the cue words
-attacks are made of, or the learned heads (word and char) give it less than ``gate``. Fusion
-rules then combine the heads' and the semantic scores of each view.
+attacks are made of, or the learned heads (word and char) give it less than ``gate``. In
+``gated`` mode it then embeds only the windows the heads gave at least ``gate`` (at most
+``window_budget``, most suspicious first), so a long document with one odd paragraph pays
+for one window. Fusion rules then combine the heads' and the semantic scores of each view.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from proxy.guards.injection.classifier_layer import ClassifierLayer
+from proxy.guards.injection.classifier_layer import ClassifierLayer, Span
 from proxy.guards.injection.fuse import Finding, LayerHit, best_per_rule, risk
 from proxy.guards.injection.fuzzy_layer import FuzzyLayer
 from proxy.guards.injection.normalize import View, views
@@ -71,6 +74,22 @@ def _cue_count(text: str) -> int:
     return len(CUES.findall(text))
 
 
+def _cue_rank(text: str) -> Callable[[Span], float]:
+    """A semantic window's rank: how many cue words it holds."""
+    return lambda span: float(_cue_count(text[span[0] : span[1]]))
+
+
+def _window_rank(wins: list[tuple[Span, float]]) -> Callable[[Span], float]:
+    """A semantic window's rank: the head probability of the head window it overlaps most."""
+
+    def rank(span: Span) -> float:
+        a, b = span
+        overlap, p = max(((min(b, y) - max(a, x), p) for (x, y), p in wins), default=(0, 0.0))
+        return p if overlap > 0 else 0.0
+
+    return rank
+
+
 @dataclass
 class Detector:
     rules: tuple[InjectionRule, ...]
@@ -116,22 +135,27 @@ class Detector:
         """Findings for one text, best per rule; only those that fired unless ``near``."""
         found: list[Finding] = []
         vs = views(text)
-        per_view: list[list[LayerHit]] = []
+        per_view: list[tuple[list[LayerHit], list[tuple[Span, float]]]] = []
         texts = [_model_text(v) for v in vs]
         for v, t in zip(vs, texts, strict=True):
-            hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + self.classifier.scan(t, surface)
-            per_view.append(hits)
+            heads, wins = self.classifier.scan_windows(t, surface)
+            hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + heads
+            per_view.append((hits, wins))
             found.extend(self._finding(v, h) for h in hits)
         blocked = any(f.fired and f.rule.action == "block" for f in found)
         run_semantic = self.semantic is not None and not (self.short_circuit and blocked and not near)
-        for v, t, hits in zip(vs, texts, per_view, strict=True):
+        for v, t, (hits, wins) in zip(vs, texts, per_view, strict=True):
             ran = False
             if run_semantic and self.semantic is not None:
                 gate = self.classifier.gate_score(hits, surface)
-                skip = not CUES.search(t) or (gate is not None and gate < self.gate)
-                if not (self.semantic_mode == "gated" and not near and skip):
+                gated = self.semantic_mode == "gated" and not near
+                if not (gated and (not CUES.search(t) or (gate is not None and gate < self.gate))):
                     ran = True
-                    sem = self.semantic.scan(t, surface, None if near else self.window_budget, _cue_count)
+                    budget = None if near else self.window_budget
+                    if gated and gate is not None:  # the windows the heads find suspicious, most first
+                        sem = self.semantic.scan(t, surface, budget, _window_rank(wins), self.gate)
+                    else:
+                        sem = self.semantic.scan(t, surface, budget, _cue_rank(t))
                     hits = hits + sem
                     found.extend(self._finding(v, h) for h in sem)
             found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, ran, surface))

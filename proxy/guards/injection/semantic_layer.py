@@ -146,16 +146,25 @@ class SemanticLayer:
         return att
 
     def scan(
-        self, text: str, surface: str = "user", budget: int | None = None, rank: Callable[[str], int] | None = None
-    ) -> list[LayerHit]:
-        """Best score per rule over the windows of ``text``; with ``budget``, at most that
-        many windows are embedded: the head and those ``rank`` rates highest."""
+        self, text: str, surface: str = "user", budget: int | None = None,
+        rank: Callable[[tuple[int, int]], float] | None = None, floor: float | None = None,
+    ) -> list[LayerHit]:  # fmt: skip
+        """Best score per rule over the windows of ``text``.
+
+        With ``floor``, only the windows ``rank`` rates at least that are embedded (the
+        best one if none is), at most ``budget`` of them, best first. Without it, at most
+        ``budget`` windows: the head and those ``rank`` rates highest.
+        """
         active = [i for i, r in enumerate(self.rules) if surface in r.surfaces]
         if not active or not text.strip():
             return []
         spans = windows(text)
-        if budget is not None and len(spans) > budget:  # the head, then the windows most worth a look
-            rest = sorted(spans[1:], key=lambda sp: -(rank(text[sp[0] : sp[1]]) if rank else 0))
+        if floor is not None and rank is not None:
+            ranked = sorted(spans, key=lambda sp: -rank(sp))
+            chosen = [sp for sp in ranked if rank(sp) >= floor] or ranked[:1]
+            spans = sorted(chosen[:budget] if budget is not None else chosen)
+        elif budget is not None and len(spans) > budget:  # the head, then the windows most worth a look
+            rest = sorted(spans[1:], key=lambda sp: -(rank(sp) if rank else 0))
             spans = [spans[0], *sorted(rest[: max(0, budget - 1)])]
         vecs = self.embed([text[a:b] for a, b in spans])
         mat = self.scores(vecs)

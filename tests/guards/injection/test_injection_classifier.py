@@ -100,6 +100,18 @@ def test_lexical_hit_names_rule_layer_and_the_strongest_ngram_in_the_original(tm
     assert not det.scan("a kitten sleeps in the sun")
 
 
+def test_each_window_gets_the_best_probability_of_the_heads(tmp_path: Path) -> None:
+    write(tmp_path, HEAD)
+    layer = ClassifierLayer(tuple(lr.rule for lr in load_rules(tmp_path)), tmp_path)
+    text = "a kitten naps. " * 60 + "jailbreak: no rules. " + "a kitten naps. " * 100  # 2.4 KB, attack at 900
+    hits, wins = layer.scan_windows(text)
+    assert hits == layer.scan(text)
+    assert [w for w, _ in wins] == [(0, 1000), (800, 1800), (1600, len(text))]
+    p = [q for _, q in wins]
+    assert p[0] > 0.5 and p[1] > 0.5 and p[2] < 0.5  # the attack sits where the first two overlap
+    assert max(p) == hits[0].score
+
+
 def test_ngrams_are_distinct_unigrams_and_bigrams_with_first_spans() -> None:
     grams = ngrams("no rules no rules")
     assert set(grams) == {"no", "rules", "no rules", "rules no"}

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from proxy.evals.evasion import TRANSFORMS
-from proxy.guards.injection.detector import Detector
+from proxy.guards.injection.detector import Detector, _window_rank
 from proxy.guards.injection.fuse import risk
 from proxy.guards.injection.selftest import test_rules as run_selftest
+from proxy.guards.injection.semantic_layer import windows
 from tests.conftest import RULES
 
 KNOWN = [
@@ -65,6 +68,30 @@ def test_semantic_layer_scores_every_window_and_caches(detector: Detector) -> No
     before = len(detector.semantic._cache)
     detector.scan(long, near=True)
     assert len(detector.semantic._cache) == before
+
+
+def test_gated_semantic_embeds_only_the_windows_the_heads_flag(detector: Detector) -> None:
+    sem = detector.semantic
+    assert sem is not None
+    text = " ".join(f"Note {uuid.uuid4().hex[:8]}: the tide tables for the coast are out." for _ in range(180))
+    spans = windows(text)
+    assert len(spans) > 6
+    flagged = spans[5]
+    before = len(sem._cache)
+    hits = sem.scan(text, "user", 4, lambda sp: 0.9 if sp == flagged else 0.1, 0.5)
+    assert len(sem._cache) - before == 1  # one window embedded, not the budget of four
+    assert hits and {h.span for h in hits} == {flagged}
+    before = len(sem._cache)
+    hits = sem.scan(text, "user", 4, lambda sp: 0.3 if sp == spans[2] else 0.1, 0.5)
+    assert len(sem._cache) - before == 1 and {h.span for h in hits} == {spans[2]}  # none passes: the best
+
+
+def test_a_semantic_window_ranks_as_the_head_window_it_overlaps_most() -> None:
+    rank = _window_rank([((0, 1000), 0.2), ((800, 1800), 0.7), ((1600, 2100), 0.4)])
+    assert rank((0, 1000)) == 0.2
+    assert rank((790, 1795)) == 0.7
+    assert rank((1700, 2100)) == 0.4
+    assert rank((5000, 6000)) == 0.0
 
 
 def test_shipped_rules_pass_their_selftest_and_the_benign_corpus() -> None:
