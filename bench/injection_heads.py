@@ -185,6 +185,9 @@ def main() -> int:
                     help="more benign text, JSONL with a 'text' field (a TRAIN split only), e.g. pii/train.jsonl")  # fmt: skip
     args = ap.parse_args()
     src, out_dir = args.train, args.rules
+    for path in (src, *args.benign):
+        if "test" in path.name or "dev" in path.name:  # dev.jsonl holds the test rows too
+            ap.error(f"{path}: train on a train split only (test rows must never reach the weights)")
     rows = [json.loads(line) for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
     y = np.array([int(r["label"]) for r in rows])
     # CyberSecEval's logic-violating rows are attacks only against a system prompt that

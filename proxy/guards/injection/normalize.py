@@ -45,7 +45,7 @@ CONFUSABLES: dict[str, str] = {
     "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ᴋ": "k", "ᴍ": "m", "ᴏ": "o", "ᴘ": "p", "ᴛ": "t", "ᴜ": "u",
     "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ø": "o", "ł": "l", "đ": "d", "ß": "ss",
     # typographic quotes (phones and word processors curl the apostrophe of "don't"): the ASCII ones
-    "‘": "'", "’": "'", "‛": "'", "ʼ": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
+    "‘": "'", "’": "'", "‛": "'", "ʼ": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
 }  # fmt: skip
 
 LEET: dict[str, str] = {
@@ -65,15 +65,13 @@ LEET: dict[str, str] = {
 _SEPARATED = re.compile(r"(?<![^\W_])(?:[^\W_][\s._\-*·•|/\\,+~'`^]{1,2}){3,}[^\W_](?![^\W_])")
 _SEP_CHARS = re.compile(r"[\s._\-*·•|/\\,+~'`^]")
 _SPACE = re.compile(r"\s{2,}|[^\S ]")  # any whitespace but a lone space
-# Letter-spaced text ("i g n o r e   a l l"): a run of 4+ single letters one space apart.
-# In such text the 2-3 letter words are spaced too ("a l l", "o f"); they are joined
-# before the wide gaps between words collapse, or they would run into each other. Text
-# that is spaced out throughout loses every lone space (punctuation was spaced out too).
-_LETTER_SPACED = re.compile(r"(?<![^\W_])[^\W_](?: [^\W_]){3,}(?![^\W_])")
-_SINGLE_SPACE = re.compile(r"(?<=\S) (?=\S)")
-_SHORT_SPACED = re.compile(
-    r"(?:^|(?<=\s\s)|(?<=[^\w\s]\s)|(?<=[^\w\s]))[^\W_](?: [^\W_]){1,2}(?=$|\s\s|\s[^\w\s]|[^\w\s])"
-)
+# Letter-spaced text ("i g n o r e   a l l"): a stretch of single characters, one space
+# apart within a word and wider gaps between words. Its 2-3 letter words are spaced too
+# ("a l l", "o f"): the lone spaces inside its words go before the wide gaps collapse, or
+# the short words would run into each other. Only stretches holding a run of 4+ single
+# letters count, and nothing outside a stretch changes.
+_STRETCH = re.compile(r"(?<!\S)\S(?: \S)*(?:\s{2,}\S(?: \S)*)*(?!\S)")
+_LETTER_RUN = re.compile(r"(?<!\S)[^\W\d_](?: [^\W\d_]){3,}(?!\S)")
 _LEET_WORD = re.compile(r"[a-z0-9@$!|]*(?:[a-z][a-z0-9@$!|]*[0-9@$!|]|[0-9@$!|][a-z0-9@$!|]*[a-z])[a-z0-9@$!|]*")
 _LEET_CHARS = re.compile(r"[0-9@$!|]")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
@@ -237,18 +235,26 @@ def _resub(
     return "".join(out), out_origin
 
 
+def _join_spaced(s: str, origin: list[int]) -> tuple[str, list[int]]:
+    """The lone spaces inside the words of letter-spaced stretches, removed."""
+    if not _LETTER_RUN.search(s):
+        return s, origin
+    drop: set[int] = set()
+    for m in _STRETCH.finditer(s):
+        if _LETTER_RUN.search(m.group()):
+            drop.update(j for j in range(m.start() + 1, m.end() - 1) if s[j] == " " and s[j - 1] != " " != s[j + 1])
+    if not drop:
+        return s, origin
+    keep = [j for j in range(len(s)) if j not in drop]
+    return "".join(s[j] for j in keep), [origin[j] for j in keep]
+
+
 def fold(text: str) -> Folded:
     """NFKC + casefold + invisible removal + homoglyphs + separator and whitespace collapsing."""
     chars, origin = _char_fold(text)
     wide: dict[int, int] = {}
     s, origin = _compose_hangul("".join(chars), origin, wide)
-    if _LETTER_SPACED.search(s):
-        tokens = s.split()
-        if len(tokens) >= 8 and sum(len(t) == 1 for t in tokens) >= 0.7 * len(tokens):
-            # all of it is spaced out, punctuation too: every lone space is inside a word
-            s, origin = _resub(s, origin, _SINGLE_SPACE, lambda m: "")
-        else:
-            s, origin = _resub(s, origin, _SHORT_SPACED, lambda m: m.group().replace(" ", ""))
+    s, origin = _join_spaced(s, origin)
     for _ in range(3):  # joining can bring separated letters (or jamo) next to each other again
         s, origin = _resub(s, origin, _SEPARATED, lambda m: _SEP_CHARS.sub("", m.group()))
         s, origin = _resub(s, origin, _SPACE, lambda m: " ")

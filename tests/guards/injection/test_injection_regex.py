@@ -33,4 +33,8 @@ def test_a_pattern_written_with_capitals_still_matches() -> None:
 def test_case_insensitive_matching_only_where_a_pattern_needs_it() -> None:
     assert not _flags(r"\bignore\s+\S+ \W?previous\b") & re.I  # escapes are not capitals
     assert _flags(r"\bIgnore\b") & re.I
+    assert _flags("Ξ") & re.I  # a capital outside ASCII
+    assert _flags(r"\\W") & re.I  # an escaped backslash, then a capital W
+    for spelled in (r"\x49gnore", r"\u0049gnore", r"\N{LATIN CAPITAL LETTER I}gnore", r"\111gnore"):
+        assert _flags(spelled) & re.I, spelled
     assert _flags(r"x") & re.S
