@@ -113,10 +113,12 @@ def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, s
     pred = np.zeros(len(rows), dtype=int)
     score = np.zeros(len(rows))
     lat: list[float] = []
+    windows = np.zeros(len(rows), dtype=int)
     for i, row in enumerate(tqdm(rows, desc="injection eval", unit="row", file=sys.stderr)):
         t0 = time.perf_counter()
         fired = detector.scan(row["text"], "user")
         lat.append((time.perf_counter() - t0) * 1000)
+        windows[i] = getattr(fired, "windows", 0)
         pred[i] = int(bool(fired))
         score[i] = max(detector.score(row["text"], "user"), 0.5 if fired else 0.0)
     r_at, thr_at = recall_at_fpr(y, score)
@@ -134,6 +136,9 @@ def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, s
         "context_only_attacks": int((~visible).sum()),
         "recall_at_fpr_1pct_without_context_only": r_vis,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))},
+        # how often the (expensive) semantic layer ran, and on how many windows: what
+        # semantic_gate trades against recall (docs/injection-detector.md)
+        "semantic_layer": {"rows_run": float((windows > 0).mean()), "windows_per_row": float(windows.mean())},
     }
     per: dict[str, Any] = {}
     for p in sorted({prefix(r["source"]) for r in rows}):
@@ -168,6 +173,8 @@ def show(report: dict[str, Any]) -> str:
         f"({CONTEXT_ONLY}): {report['recall_at_fpr_1pct_without_context_only']:.3f}",
         f"hard benign rows {report['hard_benign']['rows']}: FPR {report['hard_benign']['fpr']:.3f}",
         f"latency per row: p50 {report['latency_ms']['p50']:.1f} ms  p95 {report['latency_ms']['p95']:.1f} ms",
+        f"semantic layer ran on {report['semantic_layer']['rows_run']:.1%} of rows "
+        f"({report['semantic_layer']['windows_per_row']:.2f} windows per row)",
         "per source prefix:",
     ]
     for p, c in report["per_source"].items():

@@ -50,7 +50,11 @@ CUES = re.compile(
 
 
 class Findings(list[Finding]):
-    """The findings for one text, best first; ``risk`` and ``hits`` summarise them."""
+    """The findings for one text, best first; ``risk`` and ``hits`` summarise them.
+    ``windows``: how many windows the semantic layer read for it (0: it did not run),
+    what a scan's cost mostly depends on."""
+
+    windows: int = 0
 
     @property
     def risk(self) -> float:
@@ -134,6 +138,7 @@ class Detector:
     def scan(self, text: str, surface: str = "user", *, near: bool = False) -> Findings:
         """Findings for one text, best per rule; only those that fired unless ``near``."""
         found: list[Finding] = []
+        embedded = 0
         vs = views(text)
         per_view: list[tuple[list[LayerHit], list[tuple[Span, float]]]] = []
         texts = [_model_text(v) for v in vs]
@@ -153,14 +158,17 @@ class Detector:
                     ran = True
                     budget = None if near else self.window_budget
                     if gated and gate is not None:  # the windows the heads find suspicious, most first
-                        sem = self.semantic.scan(t, surface, budget, _window_rank(wins), self.gate)
+                        sem, n = self.semantic.scan_counted(t, surface, budget, _window_rank(wins), self.gate)
                     else:
-                        sem = self.semantic.scan(t, surface, budget, _cue_rank(t))
+                        sem, n = self.semantic.scan_counted(t, surface, budget, _cue_rank(t))
                     hits = hits + sem
+                    embedded += n
                     found.extend(self._finding(v, h) for h in sem)
             found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, ran, surface))
         best = best_per_rule(found)
-        return Findings(best if near else [f for f in best if f.fired])
+        out = Findings(best if near else [f for f in best if f.fired])
+        out.windows = embedded
+        return out
 
     def score(self, text: str, surface: str = "user") -> float:
         """The text's risk on one scale (0.5 = a rule's threshold), every layer run."""

@@ -8,10 +8,11 @@ scanned again. Detection runs in ``services.cpu``, never on the event loop.
 
 Options (``rules/pipeline.yaml``): ``dir`` (default ``injection``), ``surfaces``,
 ``trust_system_prompt`` (default true), ``semantic`` (``gated`` | ``always`` | ``off``),
-``semantic_windows`` (windows embedded per text, default 4: the head and the 3 with the
-most cue words; the regex and fuzzy layers always read the whole text), ``semantic_gate``
-(gated mode: the learned heads' best probability below which a text skips the semantic
-layer, default 0.5), ``cache_size``.
+``semantic_windows`` (windows embedded per text, default 4: in ``gated`` mode those the
+learned heads gave at least ``semantic_gate``, most suspicious first; in ``always`` mode
+the head and the 3 with the most cue words; the regex and fuzzy layers always read the
+whole text), ``semantic_gate`` (gated mode: the learned heads' best probability below
+which a text, or a window of it, skips the semantic layer, default 0.5), ``cache_size``.
 """
 
 from __future__ import annotations

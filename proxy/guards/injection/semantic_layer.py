@@ -155,9 +155,16 @@ class SemanticLayer:
         best one if none is), at most ``budget`` of them, best first. Without it, at most
         ``budget`` windows: the head and those ``rank`` rates highest.
         """
+        return self.scan_counted(text, surface, budget, rank, floor)[0]
+
+    def scan_counted(
+        self, text: str, surface: str = "user", budget: int | None = None,
+        rank: Callable[[tuple[int, int]], float] | None = None, floor: float | None = None,
+    ) -> tuple[list[LayerHit], int]:  # fmt: skip
+        """``scan``'s hits and how many windows it read (cached or not)."""
         active = [i for i, r in enumerate(self.rules) if surface in r.surfaces]
         if not active or not text.strip():
-            return []
+            return [], 0
         spans = windows(text)
         if floor is not None and rank is not None:
             ranked = sorted(spans, key=lambda sp: -rank(sp))
@@ -173,4 +180,4 @@ class SemanticLayer:
             w = int(np.argmax(mat[:, r]))
             score = float(mat[w, r])  # negative scores too: fusion rules read them
             hits.append(LayerHit(self.rules[r], score, self.name, spans[w], f"cos={score:.3f}"))
-        return hits
+        return hits, len(spans)

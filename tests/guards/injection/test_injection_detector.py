@@ -98,6 +98,12 @@ def test_gated_semantic_embeds_only_the_windows_the_heads_flag(detector: Detecto
     assert len(sem._cache) - before == 1 and {h.span for h in hits} == {spans[2]}  # none passes: the best
 
 
+def test_findings_say_how_many_windows_the_semantic_layer_read(detector: Detector) -> None:
+    assert detector.scan("The cat sat on the warm mat all afternoon.").windows == 0  # no cue word
+    long = " ".join(f"Entry {uuid.uuid4().hex[:6]}: please summarise the tide tables." for _ in range(60))
+    assert detector.scan(long, near=True).windows == len(windows(long.lower()))  # every window
+
+
 def test_a_semantic_window_ranks_as_the_head_window_it_overlaps_most() -> None:
     rank = _window_rank([((0, 1000), 0.2), ((800, 1800), 0.7), ((1600, 2100), 0.4)])
     assert rank((0, 1000)) == 0.2
