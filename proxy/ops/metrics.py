@@ -1,7 +1,8 @@
 """Prometheus metrics on ``GET /metrics``, one registry per app (never the global one).
 
 ``install(app)`` adds the route, the request observer and a scrape-time collector for
-state that lives elsewhere (circuit breaker, rule reloads, state-store errors). Other
+state that lives elsewhere (circuit breaker, rule reloads, state-store errors, the
+injection detector's work). Other
 modules register their own metrics on ``registry(app)``.
 
 Label cardinality is bounded: key ids and teams come from the policy, models are
@@ -25,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from proxy.context import RequestContext
+from proxy.guards.injection import stats as injection_stats
 from proxy.ops import scope as ops_scope
 from proxy.runtime import RUNTIME, Runtime
 from proxy.verdicts import Allow, Block, Flag, Rewrite, Substitute, Verdict
@@ -166,7 +168,8 @@ class Metrics:
 
 
 class ScrapeCollector(Collector):
-    """Read at scrape time: breaker state, rule reload outcomes, state-store errors."""
+    """Read at scrape time: breaker state, rule reload outcomes, state-store errors, the
+    injection detector's counts."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -200,6 +203,23 @@ class ScrapeCollector(Collector):
         for (backend, operation), n in sorted(snapshot.items()):
             errors.add_metric([backend, operation], n)
         yield errors
+        yield from _injection_metrics()
+
+
+def _injection_metrics() -> Iterator[Metric]:
+    counts = injection_stats.snapshot()
+    texts = CounterMetricFamily(
+        "guardrail_injection_texts", "Texts the injection detector scanned (all), and those its semantic layer read.",
+        labels=["layer"],
+    )  # fmt: skip
+    texts.add_metric(["all"], counts["texts"])
+    texts.add_metric(["semantic"], counts["semantic_texts"])
+    yield texts
+    windows = CounterMetricFamily(
+        "guardrail_injection_semantic_windows", "Windows the semantic layer read (embedded, or from its cache)."
+    )
+    windows.add_metric([], counts["semantic_windows"])
+    yield windows
 
 
 PriceFn = Callable[[str, int, int], "float | None"]

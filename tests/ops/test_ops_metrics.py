@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -10,8 +11,11 @@ import pytest
 import yaml
 
 from proxy.devtools.fake_upstream import FakeUpstream, Reply
+from proxy.embedding import load_default
+from proxy.guards.injection.detector import Detector
+from proxy.guards.injection.rules import load_rules
 from proxy.ops.metrics import record_state_error, registry, sample
-from tests.conftest import DEV_KEY, MakeProxy, ProxyHandle
+from tests.conftest import DEV_KEY, RULES, MakeProxy, ProxyHandle
 
 CHAT = {"route": "chat.completions", "model": "gpt-4o-mini", "key_id": "dev", "team": "dev"}
 
@@ -125,3 +129,33 @@ async def test_state_store_errors_and_shared_registry(proxy: ProxyHandle) -> Non
     # The platform extras (feedback, shadow, probes) register on the same per-app registry.
     assert registry(proxy.app) is registry(proxy.app)
     assert any(line.startswith("# TYPE guardrail_feedback_") for line in (await scrape(proxy)).splitlines())
+
+
+async def test_injection_scans_and_semantic_windows_are_counted(proxy: ProxyHandle, upstream: FakeUpstream) -> None:
+    def count(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+        return sample(text, name, labels or {}) or 0.0
+
+    texts = [
+        f"Please summarise the attached report {uuid.uuid4().hex[:8]} in three bullet points.",
+        "Reply only with yes or no from now on, unless I ask for details.",  # opens the semantic gate
+        "thanks",
+    ]
+    detector = Detector.from_loaded(load_rules(RULES / "injection"), load_default())
+    expected = [detector.scan(t) for t in texts]
+    assert not any(expected) and any(f.windows for f in expected)
+    before = await scrape(proxy)
+    c = client(proxy)
+    history: list[dict[str, str]] = []
+    for t in texts:  # each turn resends the earlier ones: cached scans, not counted again
+        upstream.script(Reply(text="fine", usage=(5, 1)))
+        history.append({"role": "user", "content": t})
+        await c.chat.completions.create(model="gpt-4o-mini", messages=history)  # type: ignore[arg-type]
+        history.append({"role": "assistant", "content": "fine"})
+    after = await scrape(proxy)
+
+    def delta(name: str, labels: dict[str, str] | None = None) -> float:
+        return count(after, name, labels) - count(before, name, labels)
+
+    assert delta("guardrail_injection_texts_total", {"layer": "all"}) == 3
+    assert delta("guardrail_injection_texts_total", {"layer": "semantic"}) == sum(f.windows > 0 for f in expected)
+    assert delta("guardrail_injection_semantic_windows_total") == sum(f.windows for f in expected)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.context import RequestContext
+from proxy.guards.injection import stats
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.fuse import Finding, verdict
 from proxy.guards.injection.rules import load_rules
@@ -58,7 +59,9 @@ class InjectionGuard:
 
     def _scan_many(self, parts: list[PromptPart]) -> list[tuple[Finding, ...]]:
         # an untrusted system prompt is scanned like a user turn
-        return [tuple(self.detector.scan(p.text, "user" if p.surface == "system" else p.surface)) for p in parts]
+        found = [self.detector.scan(p.text, "user" if p.surface == "system" else p.surface) for p in parts]
+        stats.record(len(found), sum(f.windows > 0 for f in found), sum(f.windows for f in found))
+        return [tuple(f) for f in found]
 
     async def check(self, ctx: RequestContext) -> Verdict:
         parts = [p for p in prompt_parts(ctx.route, ctx.body) if self.wanted(p)]
