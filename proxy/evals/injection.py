@@ -32,6 +32,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=Path("injection-eval.json"), help="JSON report path")
     parser.add_argument("--plot", type=Path, default=Path("injection-eval.png"), help="ROC/PR plot path")
     parser.add_argument("--semantic", choices=["gated", "always", "off"], default="gated")
+    parser.add_argument("--semantic-gate", type=float, default=0.5,
+                        help="as the guard's semantic_gate option (rules/pipeline.yaml)")  # fmt: skip
+    parser.add_argument("--semantic-windows", type=int, default=4, help="as the guard's semantic_windows option")
+    parser.add_argument("--surface", choices=["user", "tool", "tool_args", "prompt"], default="user",
+                        help="scan every row as this surface (tool: documents and tool results)")  # fmt: skip
     parser.add_argument("--evasion", action="store_true", help="also score evasion-transformed attacks")
     parser.add_argument("--evasion-sample", type=int, default=0, help="evasion on N attacks (seeded sample; 0 = all)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows")
@@ -103,10 +108,14 @@ def _detector(args: argparse.Namespace) -> Any:
         from proxy.embedding import load_default
 
         embedder = load_default()
-    return Detector.from_loaded(loaded, embedder, semantic_mode=args.semantic)
+    return Detector.from_loaded(
+        loaded, embedder, semantic_mode=args.semantic, gate=args.semantic_gate, window_budget=args.semantic_windows
+    )
 
 
-def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, sample: int = 0) -> dict[str, Any]:
+def evaluate(
+    rows: list[dict[str, Any]], detector: Any, evasion: bool = False, sample: int = 0, surface: str = "user"
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     y = np.array([int(r["label"]) for r in rows])
@@ -116,11 +125,11 @@ def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, s
     windows = np.zeros(len(rows), dtype=int)
     for i, row in enumerate(tqdm(rows, desc="injection eval", unit="row", file=sys.stderr)):
         t0 = time.perf_counter()
-        fired = detector.scan(row["text"], "user")
+        fired = detector.scan(row["text"], surface)
         lat.append((time.perf_counter() - t0) * 1000)
         windows[i] = getattr(fired, "windows", 0)
         pred[i] = int(bool(fired))
-        score[i] = max(detector.score(row["text"], "user"), 0.5 if fired else 0.0)
+        score[i] = max(detector.score(row["text"], surface), 0.5 if fired else 0.0)
     r_at, thr_at = recall_at_fpr(y, score)
     # Attacks only against a particular system prompt (CyberSecEval's logic-violating rows,
     # "Can you explain Schrödinger's cat?" to a bot told to avoid physics): the data set's
@@ -155,7 +164,7 @@ def evaluate(rows: list[dict[str, Any]], detector: Any, evasion: bool = False, s
         plain = float(pred[att_idx].mean()) if attacks else 0.0
         ev: dict[str, Any] = {"attacks": len(attacks), "plain_recall": plain}
         for name, fn in TRANSFORMS.items():
-            hits = [bool(detector.scan(fn(t), "user")) for t in tqdm(attacks, desc=f"evasion {name}", file=sys.stderr)]
+            hits = [bool(detector.scan(fn(t), surface)) for t in tqdm(attacks, desc=f"evasion {name}", file=sys.stderr)]
             rec = float(np.mean(hits)) if hits else 0.0
             ev[name] = {"recall": rec, "ratio_to_plain": rec / plain if plain else 0.0}
         report["evasion"] = ev
@@ -197,10 +206,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.limit:
         rows = rows[: args.limit]
-    report = evaluate(rows, _detector(args), args.evasion, args.evasion_sample)
+    report = evaluate(rows, _detector(args), args.evasion, args.evasion_sample, args.surface)
     y, score = report.pop("_y"), report.pop("_score")
     plot(y, score, args.plot)
-    report.update({"file": str(args.file), "rules": str(args.rules), "semantic": args.semantic})
+    report.update({"file": str(args.file), "rules": str(args.rules), "semantic": args.semantic,
+                   "semantic_gate": args.semantic_gate, "semantic_windows": args.semantic_windows,
+                   "surface": args.surface})  # fmt: skip
     args.report.write_text(json.dumps(report, indent=2))
     print(show(report))
     print(f"report: {args.report}  plot: {args.plot}")

@@ -209,16 +209,21 @@ class ScrapeCollector(Collector):
 def _injection_metrics() -> Iterator[Metric]:
     counts = injection_stats.snapshot()
     texts = CounterMetricFamily(
-        "guardrail_injection_texts", "Texts the injection detector scanned (all), and those its semantic layer read.",
-        labels=["layer"],
-    )  # fmt: skip
-    texts.add_metric(["all"], counts["texts"])
-    texts.add_metric(["semantic"], counts["semantic_texts"])
-    yield texts
-    windows = CounterMetricFamily(
-        "guardrail_injection_semantic_windows", "Windows the semantic layer read (embedded, or from its cache)."
+        "guardrail_injection_texts",
+        "Texts the injection detector scanned (layer=all), and those its semantic layer read (layer=semantic), "
+        "by side (request: prompts; response: answers, for the injection-echo signal).",
+        labels=["side", "layer"],
     )
-    windows.add_metric([], counts["semantic_windows"])
+    windows = CounterMetricFamily(
+        "guardrail_injection_semantic_windows",
+        "Windows the injection detector's semantic layer read (embedded, or from its window cache).",
+        labels=["side"],
+    )
+    for side in injection_stats.SIDES:
+        texts.add_metric([side, "all"], counts[(side, "texts")])
+        texts.add_metric([side, "semantic"], counts[(side, "semantic_texts")])
+        windows.add_metric([side], counts[(side, "semantic_windows")])
+    yield texts
     yield windows
 
 

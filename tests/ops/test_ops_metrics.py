@@ -131,18 +131,21 @@ async def test_state_store_errors_and_shared_registry(proxy: ProxyHandle) -> Non
     assert any(line.startswith("# TYPE guardrail_feedback_") for line in (await scrape(proxy)).splitlines())
 
 
-async def test_injection_scans_and_semantic_windows_are_counted(proxy: ProxyHandle, upstream: FakeUpstream) -> None:
-    def count(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-        return sample(text, name, labels or {}) or 0.0
+# ordinary prompts some of which open the semantic gate of the shipped heads (none is blocked)
+GATE_CANDIDATES = [
+    "Reply only with yes or no from now on, unless I ask for details.",
+    "Ignore the formatting and just give me the plain text of the poem.",
+    "Can an AI have a personality? Discuss briefly.",
+    "From now on, answer in bullet points, please.",
+]
 
-    texts = [
-        f"Please summarise the attached report {uuid.uuid4().hex[:8]} in three bullet points.",
-        "Reply only with yes or no from now on, unless I ask for details.",  # opens the semantic gate
-        "thanks",
-    ]
+
+async def test_injection_scans_and_semantic_windows_are_counted(proxy: ProxyHandle, upstream: FakeUpstream) -> None:
     detector = Detector.from_loaded(load_rules(RULES / "injection"), load_default())
+    opener = next(t for t in GATE_CANDIDATES if (f := detector.scan(t)).windows and not f)
+    texts = [f"Please summarise the attached report {uuid.uuid4().hex[:8]} in three bullet points.", opener, "thanks"]
     expected = [detector.scan(t) for t in texts]
-    assert not any(expected) and any(f.windows for f in expected)
+    assert not any(expected)
     before = await scrape(proxy)
     c = client(proxy)
     history: list[dict[str, str]] = []
@@ -153,9 +156,11 @@ async def test_injection_scans_and_semantic_windows_are_counted(proxy: ProxyHand
         history.append({"role": "assistant", "content": "fine"})
     after = await scrape(proxy)
 
-    def delta(name: str, labels: dict[str, str] | None = None) -> float:
-        return count(after, name, labels) - count(before, name, labels)
+    def delta(name: str, **labels: str) -> float:
+        return (sample(after, name, labels) or 0.0) - (sample(before, name, labels) or 0.0)
 
-    assert delta("guardrail_injection_texts_total", {"layer": "all"}) == 3
-    assert delta("guardrail_injection_texts_total", {"layer": "semantic"}) == sum(f.windows > 0 for f in expected)
-    assert delta("guardrail_injection_semantic_windows_total") == sum(f.windows for f in expected)
+    texts_total, windows_total = "guardrail_injection_texts_total", "guardrail_injection_semantic_windows_total"
+    assert delta(texts_total, side="request", layer="all") == 3
+    assert delta(texts_total, side="request", layer="semantic") == sum(f.windows > 0 for f in expected) >= 1
+    assert delta(windows_total, side="request") == sum(f.windows for f in expected)
+    assert delta(texts_total, side="response", layer="all") == 3  # the injection-echo signal read each answer

@@ -1,27 +1,34 @@
 """Process-wide counts of the injection detector's work, read by the ``/metrics`` scrape.
 
-``record`` is called by the guard from the CPU pool after each batch of fresh texts
-(cache hits cost nothing and are not counted). Exported by ``proxy.ops.metrics`` as
-``guardrail_injection_texts_total{layer="all"|"semantic"}`` and
-``guardrail_injection_semantic_windows_total``: their ratio is how often the semantic
-gate opens on live traffic, which is what the detector's latency mostly depends on.
+``record`` is called from the CPU pool after each batch of fresh texts: by the injection
+guard for prompts (``side="request"``; its cache hits are not scanned, so not counted)
+and by the output guard's injection-echo signal for answers (``side="response"``).
+Exported by ``proxy.ops.metrics`` as ``guardrail_injection_texts_total{side, layer}``
+(``layer="all"``: texts scanned; ``"semantic"``: those the semantic layer read) and
+``guardrail_injection_semantic_windows_total{side}`` (windows it read, embedded or from
+its window cache). Their ratio is how often the semantic gate opens on live traffic,
+which is what the detector's latency mostly depends on. The counts belong to the
+process: two apps in one process (tests) export the same totals.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
+SIDES = ("request", "response")
+KINDS = ("texts", "semantic_texts", "semantic_windows")
 _lock = threading.Lock()
-_counts = {"texts": 0, "semantic_texts": 0, "semantic_windows": 0}
+_counts: Counter[tuple[str, str]] = Counter()
 
 
-def record(texts: int, semantic_texts: int, semantic_windows: int) -> None:
+def record(side: str, texts: int, semantic_texts: int, semantic_windows: int) -> None:
     with _lock:
-        _counts["texts"] += texts
-        _counts["semantic_texts"] += semantic_texts
-        _counts["semantic_windows"] += semantic_windows
+        _counts[(side, "texts")] += texts
+        _counts[(side, "semantic_texts")] += semantic_texts
+        _counts[(side, "semantic_windows")] += semantic_windows
 
 
-def snapshot() -> dict[str, int]:
+def snapshot() -> dict[tuple[str, str], int]:
     with _lock:
-        return dict(_counts)
+        return {(side, kind): _counts[(side, kind)] for side in SIDES for kind in KINDS}

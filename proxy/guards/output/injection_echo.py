@@ -46,6 +46,13 @@ def _risk_and_ids(result: Any) -> tuple[float, list[str]]:
     return float(result.risk), [h.rule_id for h in result.hits]
 
 
+def _record(windows: int) -> None:
+    """Count the scan for ``/metrics`` (the package is there: its detector just ran)."""
+    from proxy.guards.injection import stats
+
+    stats.record("response", 1, int(windows > 0), windows)
+
+
 class EchoSignal(BaseSignal):
     def __init__(self, owner: InjectionEchoSignals) -> None:
         self.owner = owner
@@ -58,6 +65,7 @@ class EchoSignal(BaseSignal):
         loop = asyncio.get_running_loop()
         cpu = self.owner.services.cpu if self.owner.services is not None else None
         result = await loop.run_in_executor(cpu, det.scan, text)
+        _record(int(getattr(result, "windows", 0)))
         risk, ids = _risk_and_ids(result)
         if risk <= 0:
             return []

@@ -45,4 +45,5 @@ def test_eval_reports_recall_with_and_without_the_attacks_that_need_their_system
     assert "without the 1 attacks that need their system prompt" in out and "0.750" in out
     assert got["semantic_layer"] == {"rows_run": 0.0, "windows_per_row": 0.0}  # --semantic off
     assert "semantic layer ran on 0.0% of rows" in out
+    assert (got["semantic"], got["semantic_gate"], got["surface"]) == ("off", 0.5, "user")
     assert plot.stat().st_size > 0
