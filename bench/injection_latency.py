@@ -55,6 +55,23 @@ def text_of(size: int, rnd: random.Random, extra: str = "") -> str:
 def stdlib_docs(limit: int = 600) -> list[str]:
     """Docstrings (>= 300 characters) of the standard library's public classes and functions:
     ordinary English text that no layer was trained on, on every machine."""
+    skip = ("antigravity", "this", "idlelib", "turtledemo", "tkinter")
+    return docstrings([n for n in sorted(sys.stdlib_module_names) if not n.startswith("_") and n not in skip], limit)
+
+
+# Third-party modules of the venv (its own dependencies): a second set of docstrings, used
+# only to check figures chosen on the standard library's.
+PACKAGES = (
+    "aiohttp", "pydantic", "numpy", "yaml", "rapidfuzz", "sklearn.linear_model", "sklearn.feature_extraction.text",
+    "redis.asyncio.client", "prometheus_client", "jinja2", "click", "tokenizers", "scipy.stats", "httpx", "openai",
+    "presidio_analyzer", "spacy.language", "tqdm", "hypothesis.strategies", "matplotlib.pyplot",
+)  # fmt: skip
+
+
+def docstrings(modules: list[str] | tuple[str, ...], limit: int = 600, per_module: int | None = 400) -> list[str]:
+    """Docstrings (>= 300 characters, first 1,500) of the public classes and functions of
+    ``modules`` (those that import here; the first ``per_module`` names of each),
+    deduplicated, in a seeded random order."""
     import contextlib
     import importlib
     import inspect
@@ -62,16 +79,14 @@ def stdlib_docs(limit: int = 600) -> list[str]:
     import warnings
 
     out: dict[str, None] = {}
-    for name in sorted(sys.stdlib_module_names):
-        if name.startswith("_") or name in ("antigravity", "this", "idlelib", "turtledemo", "tkinter"):
-            continue
+    for name in modules:
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 mod = importlib.import_module(name)
         except Exception:  # platform modules that do not import here
             continue
-        for obj in list(vars(mod).values())[:400]:
+        for obj in list(vars(mod).values())[:per_module]:
             doc = inspect.getdoc(obj) if inspect.isfunction(obj) or inspect.isclass(obj) else None
             if doc and len(doc) >= 300:
                 out.setdefault(doc[:1500])

@@ -35,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--semantic-gate", type=float, default=0.5,
                         help="as the guard's semantic_gate option (rules/pipeline.yaml)")  # fmt: skip
     parser.add_argument("--semantic-windows", type=int, default=4, help="as the guard's semantic_windows option")
+    parser.add_argument("--window-penalty", type=float, default=0.0, help="as the guard's window_penalty option")
     parser.add_argument("--surface", choices=["user", "tool", "tool_args", "prompt"], default="user",
                         help="scan every row as this surface (tool: documents and tool results)")  # fmt: skip
     parser.add_argument("--evasion", action="store_true", help="also score evasion-transformed attacks")
@@ -109,8 +110,9 @@ def _detector(args: argparse.Namespace) -> Any:
 
         embedder = load_default()
     return Detector.from_loaded(
-        loaded, embedder, semantic_mode=args.semantic, gate=args.semantic_gate, window_budget=args.semantic_windows
-    )
+        loaded, embedder, semantic_mode=args.semantic, gate=args.semantic_gate, window_budget=args.semantic_windows,
+        window_penalty=args.window_penalty,
+    )  # fmt: skip
 
 
 def evaluate(
@@ -211,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     plot(y, score, args.plot)
     report.update({"file": str(args.file), "rules": str(args.rules), "semantic": args.semantic,
                    "semantic_gate": args.semantic_gate, "semantic_windows": args.semantic_windows,
+                   "window_penalty": args.window_penalty,
                    "surface": args.surface})  # fmt: skip
     args.report.write_text(json.dumps(report, indent=2))
     print(show(report))

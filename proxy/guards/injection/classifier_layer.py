@@ -301,7 +301,10 @@ class ClassifierLayer:
 
     name = "classifier"
 
-    def __init__(self, rules: tuple[InjectionRule, ...], rules_dir: Path | None) -> None:
+    def __init__(self, rules: tuple[InjectionRule, ...], rules_dir: Path | None, window_penalty: float = 0.0) -> None:
+        """``window_penalty``: on a text of n > 1 windows, each head's logit is lowered by
+        that x ln(n), so that the best of many windows is not n chances at a false positive."""
+        self.window_penalty = window_penalty
         chosen = [r for r in rules if r.kind == "classifier"]
         base = rules_dir or Path(".")
         heads = {r.id: load_head(base, r.model) for r in chosen}
@@ -318,12 +321,15 @@ class ClassifierLayer:
         hits: list[LayerHit] = []
         wins = lex_windows(len(text))
         per_window = [0.0] * len(wins)
+        shift = self.window_penalty * math.log(len(wins)) if len(wins) > 1 else 0.0
         for rule, head in self.heads:
             if surface not in rule.surfaces or not text.strip():
                 continue
             best = (0.0, (0, 0))
             for i, (a, b) in enumerate(wins):
                 p, (s, e) = head.score(text[a:b])
+                if shift and p > 0:
+                    p = sigmoid(logit(p) - shift)
                 per_window[i] = max(per_window[i], p)
                 if p > best[0]:
                     best = (p, (a + s, a + e))

@@ -104,6 +104,7 @@ class Detector:
     window_budget: int | None = 4  # semantic windows per text (None: all); the cheap layers always see all
     rules_dir: Path | None = None  # where classifier rules' weights files are
     gate: float = 0.5  # gated mode: semantic only when a learned head gives at least this
+    window_penalty: float = 0.0  # learned heads on n > 1 windows: logit - this x ln(n) (ClassifierLayer)
     regex: RegexLayer = field(init=False)
     classifier: ClassifierLayer = field(init=False)
     fuzzy: FuzzyLayer = field(init=False)
@@ -112,7 +113,7 @@ class Detector:
     def __post_init__(self) -> None:
         self.regex = RegexLayer(self.rules)
         self.fuzzy = FuzzyLayer(self.rules)
-        self.classifier = ClassifierLayer(self.rules, self.rules_dir)
+        self.classifier = ClassifierLayer(self.rules, self.rules_dir, self.window_penalty)
         if self.embedder is not None and self.semantic_mode != "off" and any(r.kind == "exemplar" for r in self.rules):
             self.semantic = SemanticLayer(self.rules, self.embedder, vectors_dir=self.vectors_dir)
 

@@ -12,7 +12,11 @@ Options (``rules/pipeline.yaml``): ``dir`` (default ``injection``), ``surfaces``
 learned heads gave at least ``semantic_gate``, most suspicious first; in ``always`` mode
 the head and the 3 with the most cue words; the regex and fuzzy layers always read the
 whole text), ``semantic_gate`` (gated mode: the learned heads' best probability below
-which a text, or a window of it, skips the semantic layer, default 0.5), ``cache_size``.
+which a text, or a window of it, skips the semantic layer, default 0.5),
+``window_penalty`` (texts longer than one 1,000-character window: the learned heads'
+logits lowered by this x ln(windows), default 0; 0.2 cut false positives on long
+benign documents, at a cost in recall on attacks planted in them: see
+docs/injection-detector.md), ``cache_size``.
 """
 
 from __future__ import annotations
@@ -100,12 +104,21 @@ def build(bc: BuildContext) -> InjectionGuard:
     elif mode != "off":
         log.warning("injection guard built without services: semantic layer off")
     budget = opts.get("semantic_windows", 4)
+    try:
+        penalty = float(opts.get("window_penalty", 0.0))
+    except (TypeError, ValueError):
+        penalty = -1.0
+    if not penalty >= 0:
+        raise RuleLoadError(
+            bc.rules_dir / "pipeline.yaml", "window_penalty must be a number >= 0", field="options.window_penalty"
+        )
     detector = Detector.from_loaded(
         loaded,
         embedder,
         semantic_mode=mode,
         window_budget=None if budget is None else int(budget),
         gate=float(opts.get("semantic_gate", 0.5)),
+        window_penalty=penalty,
     )
     return InjectionGuard(
         detector,

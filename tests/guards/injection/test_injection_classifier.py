@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, char_grams, ngrams
+from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, char_grams, logit, ngrams
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.rules import load_rules
 from proxy.rules.loader import RuleLoadError
@@ -110,6 +110,17 @@ def test_each_window_gets_the_best_probability_of_the_heads(tmp_path: Path) -> N
     p = [q for _, q in wins]
     assert p[0] > 0.5 and p[1] > 0.5 and p[2] < 0.5  # the attack sits where the first two overlap
     assert max(p) == hits[0].score
+
+
+def test_window_penalty_lowers_long_texts_only(tmp_path: Path) -> None:
+    write(tmp_path, HEAD)
+    rules = tuple(lr.rule for lr in load_rules(tmp_path))
+    plain, penalised = ClassifierLayer(rules, tmp_path), ClassifierLayer(rules, tmp_path, window_penalty=0.2)
+    short = "a kitten naps. jailbreak: no rules."
+    assert plain.scan(short)[0].score == penalised.scan(short)[0].score  # one window: untouched
+    long = "a kitten naps. " * 60 + "jailbreak: no rules. " + "a kitten naps. " * 100  # three windows
+    p, q = plain.scan(long)[0].score, penalised.scan(long)[0].score
+    assert q < p and logit(p) - logit(q) == pytest.approx(0.2 * np.log(3))
 
 
 def test_ngrams_are_distinct_unigrams_and_bigrams_with_first_spans() -> None:

@@ -96,6 +96,17 @@ def test_bad_semantic_option_is_rejected(rules_copy: Path) -> None:
     assert exc.value.field == "options.semantic"
 
 
+@pytest.mark.parametrize("value", [-0.1, "a lot"])
+def test_bad_window_penalty_is_rejected(rules_copy: Path, value: object) -> None:
+    path = rules_copy / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    next(e for e in data["request"] if e["guard"] == "injection").setdefault("options", {})["window_penalty"] = value
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RuleLoadError) as exc:
+        build_ruleset(rules_copy)
+    assert exc.value.field == "options.window_penalty"
+
+
 def test_file_model_is_exported_with_a_json_schema() -> None:
     schema = InjectionFile.model_json_schema()
     assert "rules" in schema["properties"]
