@@ -1,9 +1,9 @@
 """Prometheus metrics on ``GET /metrics``, one registry per app (never the global one).
 
 ``install(app)`` adds the route, the request observer and a scrape-time collector for
-state that lives elsewhere (circuit breaker, rule reloads, state-store errors, the
-injection detector's work). Other
-modules register their own metrics on ``registry(app)``.
+state that lives elsewhere (``proxy.ops.scrape``: circuit breaker, rule reloads,
+state-store errors, the injection detector's work). Other modules register their own
+metrics on ``registry(app)``.
 
 Label cardinality is bounded: key ids and teams come from the policy, models are
 capped (``MAX_MODEL_LABELS`` distinct values, then ``other``), status is the HTTP code.
@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from proxy.context import RequestContext
-from proxy.guards.injection import stats as injection_stats
 from proxy.ops import scope as ops_scope
+from proxy.ops.scrape import ScrapeCollector
 from proxy.runtime import RUNTIME, Runtime
 from proxy.verdicts import Allow, Block, Flag, Rewrite, Substitute, Verdict
 
@@ -43,11 +40,6 @@ GUARD_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 _REGISTRY = web.AppKey("ops_registry", CollectorRegistry)
 
-# Process-wide state-store error counts (the store lives in Services, shared across apps).
-_state_lock = threading.Lock()
-_state_errors: dict[tuple[str, str], int] = {}
-
-
 def registry(app: web.Application) -> CollectorRegistry:
     """The app's registry, created on first use (``proxy.feedback.metrics`` calls this)."""
     reg = app.get(_REGISTRY)
@@ -55,15 +47,6 @@ def registry(app: web.Application) -> CollectorRegistry:
         reg = CollectorRegistry(auto_describe=True)
         app[_REGISTRY] = reg
     return reg
-
-
-def record_state_error(backend: str, operation: str) -> None:
-    """Count a failed state-store call (e.g. ``record_state_error("redis", "admit")``).
-
-    Safe from any thread; exported as ``guardrail_state_store_errors_total``.
-    """
-    with _state_lock:
-        _state_errors[(backend, operation)] = _state_errors.get((backend, operation), 0) + 1
 
 
 def action_of(verdict: Verdict) -> str:
@@ -165,66 +148,6 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*values)
         return found
-
-
-class ScrapeCollector(Collector):
-    """Read at scrape time: breaker state, rule reload outcomes, state-store errors, the
-    injection detector's counts."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    def collect(self) -> Iterable[Metric]:
-        breaker = GaugeMetricFamily(
-            "guardrail_upstream_breaker_state", "Upstream circuit breaker: 0 closed, 1 half-open, 2 open."
-        )
-        breaker.add_metric([], float(self.rt.upstream.breaker.state.value))
-        yield breaker
-        status = self.rt.rules.status
-        reloads = CounterMetricFamily("guardrail_rules_reloads", "Rule reloads by result.", labels=["result"])
-        reloads.add_metric(["success"], status.ok)
-        reloads.add_metric(["rejected"], status.rejected)
-        yield reloads
-        ok = GaugeMetricFamily(
-            "guardrail_rules_last_reload_success", "1 when the last reload (or the initial load) succeeded."
-        )
-        ok.add_metric([], 0.0 if status.last_error else 1.0)
-        yield ok
-        info = GaugeMetricFamily("guardrail_rules_info", "The ruleset serving now.", labels=["version"])
-        current = self.rt.rules.current
-        if current is not None:
-            info.add_metric([str(current.version)[:16]], 1.0)
-        yield info
-        errors = CounterMetricFamily(
-            "guardrail_state_store_errors", "Failed state-store calls.", labels=["backend", "operation"]
-        )
-        with _state_lock:
-            snapshot = dict(_state_errors)
-        for (backend, operation), n in sorted(snapshot.items()):
-            errors.add_metric([backend, operation], n)
-        yield errors
-        yield from _injection_metrics()
-
-
-def _injection_metrics() -> Iterator[Metric]:
-    counts = injection_stats.snapshot()
-    texts = CounterMetricFamily(
-        "guardrail_injection_texts",
-        "Texts the injection detector scanned (layer=all), and those its semantic layer read (layer=semantic), "
-        "by side (request: prompts; response: answers, for the injection-echo signal).",
-        labels=["side", "layer"],
-    )
-    windows = CounterMetricFamily(
-        "guardrail_injection_semantic_windows",
-        "Windows the injection detector's semantic layer read (embedded, or from its window cache).",
-        labels=["side"],
-    )
-    for side in injection_stats.SIDES:
-        texts.add_metric([side, "all"], counts[(side, "texts")])
-        texts.add_metric([side, "semantic"], counts[(side, "semantic_texts")])
-        windows.add_metric([side], counts[(side, "semantic_windows")])
-    yield texts
-    yield windows
 
 
 PriceFn = Callable[[str, int, int], "float | None"]

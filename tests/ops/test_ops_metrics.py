@@ -14,7 +14,8 @@ from proxy.devtools.fake_upstream import FakeUpstream, Reply
 from proxy.embedding import load_default
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.rules import load_rules
-from proxy.ops.metrics import record_state_error, registry, sample
+from proxy.ops.metrics import registry, sample
+from proxy.ops.scrape import record_state_error
 from tests.conftest import DEV_KEY, RULES, MakeProxy, ProxyHandle
 
 CHAT = {"route": "chat.completions", "model": "gpt-4o-mini", "key_id": "dev", "team": "dev"}

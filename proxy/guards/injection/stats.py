@@ -3,7 +3,7 @@
 ``record`` is called from the CPU pool after each batch of fresh texts: by the injection
 guard for prompts (``side="request"``; its cache hits are not scanned, so not counted)
 and by the output guard's injection-echo signal for answers (``side="response"``).
-Exported by ``proxy.ops.metrics`` as ``guardrail_injection_texts_total{side, layer}``
+Exported by ``proxy.ops.scrape`` as ``guardrail_injection_texts_total{side, layer}``
 (``layer="all"``: texts scanned; ``"semantic"``: those the semantic layer read) and
 ``guardrail_injection_semantic_windows_total{side}`` (windows it read, embedded or from
 its window cache). Their ratio is how often the semantic gate opens on live traffic,
