@@ -57,11 +57,11 @@ LEX_FPR = 0.005  # the lexical head alone fires only where it is very sure
 CHAR_FPR = 0.003  # so does the char head (their hits add up with the fusion's)
 CHAR_C, CHAR_VOCAB = 10.0, 20000
 LEX_RULE, CHAR_RULE = "injection.learned.lexical", "injection.learned.chars"
-# Benign rows are mostly short and attacks mostly long, so heads trained on the rows alone
-# learn "long text = attack": 1 KB of ordinary concatenated text scored p ~ 0.6. Extra
-# benign rows made of benign training rows joined up to LONG characters teach them
-# otherwise; OOF_LONG such texts per fold, built from that fold's held-out benign rows,
-# measure it.
+# Benign rows are mostly short and attacks mostly long: extra benign rows made of benign
+# training rows joined up to LONG characters keep the heads from reading length as attack
+# evidence. OOF_LONG such texts, built from each fold's held-out benign rows, measure it.
+# (Before the --benign rows, 1 KB mixes of PII sentences scored p ~ 0.6; mixes of train
+# benign rows did not: the cause there was conversational text, which these rows lack.)
 LONG = (400, 1000)
 AUG = 0.5  # long benign rows per benign row
 # Weight of a --benign row and of a long benign row, relative to a benign training row. The
@@ -220,14 +220,21 @@ def main() -> int:
     fold = np.random.RandomState(0).randint(0, FOLDS, len(rows))
     lex_oof, chr_oof, sem_oof = np.zeros(len(rows)), np.zeros(len(rows)), np.zeros(len(rows))
     long_scores: list[tuple[float, float, float]] = []  # (lex, chars, sem) of held-out long benign texts
-    for f in range(FOLDS):
-        tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
-        fit = tr[fit_ok[tr]]
-        rng = np.random.RandomState(f)
+
+    def fit_heads(idx: np.ndarray, rng: np.random.RandomState) -> tuple[dict[str, float], float, Head]:
+        """Both heads on the rows ``idx`` (logic-violating ones left out), the extra benign
+        rows, and long benign rows joined from them with ``rng``."""
+        fit = idx[fit_ok[idx]]
         aug = long_benign([folded[j] for j in fit if y[j] == 0] + extra + more, AUG, rng)
         yy, sw = balanced(np.r_[y[fit], no], len(more) + len(aug))
         w, b = fit_lexical([head[j] for j in fit] + extra_lex + more_lex + [feats(t) for t in aug], yy, sw)
         ch = fit_chars([chars[j] for j in fit] + extra_chars + more_chars + [char_grams(t) for t in aug], yy, sw)
+        return w, b, ch
+
+    for f in range(FOLDS):
+        tr, te = np.where(fold != f)[0], np.where(fold == f)[0]
+        rng = np.random.RandomState(f)
+        w, b, ch = fit_heads(tr, rng)
         att, ben = heads[tr[y[tr] == 1]], heads[tr[y[tr] == 0]]
         for j in te:
             lex_oof[j] = lex_logit(w, b, wins[j])
@@ -254,11 +261,7 @@ def main() -> int:
     print(f"held-out long benign texts ({len(ll)}, {LONG[0]}-{LONG[1]} chars): lexical FPR {(ll > t_lex).mean():.3f}, "
           f"chars FPR {(lc > t_chr).mean():.3f}, fusion FPR {(long_fused > t_fused).mean():.3f}, "
           f"semantic gate open (a head p >= 0.5) {(np.maximum(ll, lc) >= 0).mean():.3f}")  # fmt: skip
-    fit = np.where(fit_ok)[0]
-    aug = long_benign([folded[j] for j in fit if y[j] == 0] + extra + more, AUG, np.random.RandomState(FOLDS))
-    yy, sw = balanced(np.r_[y[fit], no], len(more) + len(aug))
-    w, b = fit_lexical([head[j] for j in fit] + extra_lex + more_lex + [feats(t) for t in aug], yy, sw)
-    ch = fit_chars([chars[j] for j in fit] + extra_chars + more_chars + [char_grams(t) for t in aug], yy, sw)
+    w, b, ch = fit_heads(np.arange(len(rows)), np.random.RandomState(FOLDS))
     learned = out_dir / "learned"
     learned.mkdir(parents=True, exist_ok=True)
     lex_prob, chr_prob = sigmoid(t_lex), sigmoid(t_chr)

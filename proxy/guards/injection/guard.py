@@ -64,7 +64,7 @@ class InjectionGuard:
     def _scan_many(self, parts: list[PromptPart]) -> list[tuple[Finding, ...]]:
         # an untrusted system prompt is scanned like a user turn
         found = [self.detector.scan(p.text, "user" if p.surface == "system" else p.surface) for p in parts]
-        stats.record("request", len(found), sum(f.windows > 0 for f in found), sum(f.windows for f in found))
+        stats.record("request", [f.windows for f in found])
         return [tuple(f) for f in found]
 
     async def check(self, ctx: RequestContext) -> Verdict:

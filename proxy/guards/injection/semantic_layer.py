@@ -167,8 +167,8 @@ class SemanticLayer:
             return [], 0
         spans = windows(text)
         if floor is not None and rank is not None:
-            ranked = sorted(spans, key=lambda sp: -rank(sp))
-            chosen = [sp for sp in ranked if rank(sp) >= floor] or ranked[:1]
+            ranked = sorted(((rank(sp), sp) for sp in spans), key=lambda rs: -rs[0])
+            chosen = [sp for r, sp in ranked if r >= floor] or [ranked[0][1]]
             spans = sorted(chosen[:budget] if budget is not None else chosen)
         elif budget is not None and len(spans) > budget:  # the head, then the windows most worth a look
             rest = sorted(spans[1:], key=lambda sp: -(rank(sp) if rank else 0))

@@ -22,11 +22,12 @@ _lock = threading.Lock()
 _counts: Counter[tuple[str, str]] = Counter()
 
 
-def record(side: str, texts: int, semantic_texts: int, semantic_windows: int) -> None:
+def record(side: str, windows: list[int]) -> None:
+    """One batch of fresh scans: ``windows`` holds each text's ``Findings.windows``."""
     with _lock:
-        _counts[(side, "texts")] += texts
-        _counts[(side, "semantic_texts")] += semantic_texts
-        _counts[(side, "semantic_windows")] += semantic_windows
+        _counts[(side, "texts")] += len(windows)
+        _counts[(side, "semantic_texts")] += sum(n > 0 for n in windows)
+        _counts[(side, "semantic_windows")] += sum(windows)
 
 
 def snapshot() -> dict[tuple[str, str], int]:

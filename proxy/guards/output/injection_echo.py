@@ -50,7 +50,7 @@ def _record(windows: int) -> None:
     """Count the scan for ``/metrics`` (the package is there: its detector just ran)."""
     from proxy.guards.injection import stats
 
-    stats.record("response", 1, int(windows > 0), windows)
+    stats.record("response", [windows])
 
 
 class EchoSignal(BaseSignal):
