@@ -328,6 +328,30 @@ def _pig_latin(text: str) -> list[tuple[str, tuple[int, int]]]:
     return [(_PIG_WORD.sub(_unpig, m.group().lower()), m.span()) for m in _PIG_RUN.finditer(text)]
 
 
+_LITERAL = r"""(?:"[^"\n]{1,120}"|'[^'\n]{1,120}'|`[^`\n]{1,120}`)"""
+_JOINED = re.compile(rf"{_LITERAL}(?:\s*\+\s*{_LITERAL})+")
+_ASSIGNED = re.compile(rf"\b[A-Za-z_][A-Za-z0-9_]{{0,15}}\s*[=:]\s*({_LITERAL})")
+
+
+def _unquote_all(literals: list[str]) -> str:
+    return "".join(lit[1:-1] for lit in literals)
+
+
+def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Payload splitting: string literals joined with ``+`` ("rev" + "eal your"), and runs of
+    two or more assignments of literals (a = "ignore all", b = " rules"), joined in order."""
+    found = [(_unquote_all(re.findall(_LITERAL, m.group())), m.span()) for m in _JOINED.finditer(text)]
+    run: list[re.Match[str]] = []
+    for m in [*_ASSIGNED.finditer(text), None]:
+        if m is not None and (not run or m.start() - run[-1].end() <= 40):
+            run.append(m)
+            continue
+        if len(run) >= 2:
+            found.append((_unquote_all([r.group(1) for r in run]), (run[0].start(), run[-1].end())))
+        run = [m] if m is not None else []
+    return found
+
+
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
     """(via, decoded text, span in ``text``) for every embedded encoded segment."""
     found: list[tuple[str, str, tuple[int, int]]] = []
@@ -348,6 +372,7 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
         if got != text:
             found.append(("url", got, (0, len(text))))
     found.extend(("pig-latin", got, span) for got, span in _pig_latin(text))
+    found.extend(("pieces", got, span) for got, span in _pieces(text))
     sample = text[:2000]
     if _ROT13_CUE.search(text) or _englishness(sample) <= len(sample) // 100:
         rot = codecs.encode(text, "rot13")
