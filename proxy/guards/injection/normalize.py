@@ -18,15 +18,13 @@ segments (recursively, to a small depth), which are scanned as well.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import functools
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote
+
+from proxy.guards.injection.decode import decodings
 
 # Cyrillic, Greek and a few other letters that look like Latin ones (after casefold), and
 # typographic quotes.
@@ -74,23 +72,6 @@ _STRETCH = re.compile(r"(?<!\S)\S(?: \S)*(?:\s{2,}\S(?: \S)*)*(?!\S)")
 _LETTER_RUN = re.compile(r"(?<!\S)[^\W\d_](?: [^\W\d_]){3,}(?!\S)")
 _LEET_WORD = re.compile(r"[a-z0-9@$!|]*(?:[a-z][a-z0-9@$!|]*[0-9@$!|]|[0-9@$!|][a-z0-9@$!|]*[a-z])[a-z0-9@$!|]*")
 _LEET_CHARS = re.compile(r"[0-9@$!|]")
-_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX = re.compile(r"(?:\\x|0x)?[0-9a-fA-F]{2}(?:[\s:,]?(?:\\x|0x)?[0-9a-fA-F]{2}){7,}")
-_PCT = re.compile(r"%[0-9a-fA-F]{2}")
-_BIN = re.compile(r"\b[01]{8}(?:[\s,]+[01]{8}){5,}\b")
-_ROT13_CUE = re.compile(r"rot[\s_-]?13|caesar|rotate by 13", re.I)
-_PIG_WORD = re.compile(r"\b[a-z]{2,}ay\b")
-_PIG_RUN = re.compile(r"\b[a-z]{2,}ay\b(?:[\s,.;:!?'\"()-]+[a-z]{2,}ay\b){3,}", re.I)
-_PIG_Y_W = frozenset(
-    "you your yours yourself we was were will would with what when where which who whom whose why "
-    "word words world yes yet want way well work write wrong".split()
-)
-_ONSETS = frozenset("th wh sh ch ph pr tr gr br cr dr fr pl cl bl gl fl sl st sp sc sk sm sn sw tw wr kn".split())
-_COMMON = frozenset(
-    "the and you to of is a in that it for are your this be with not as all on or have what i me my".split()
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Folded:
     """A folded text and, for each of its characters, the index in the original.
@@ -271,114 +252,6 @@ def leet(text: str) -> str:
         return "".join(LEET.get(c, c) for c in m.group())
 
     return _LEET_WORD.sub(one, text) if _LEET_CHARS.search(text) else text
-
-
-def _printable(raw: bytes) -> str | None:
-    try:
-        out = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if len(out) < 4:
-        return None
-    good = sum(ch.isprintable() or ch.isspace() for ch in out)
-    letters = sum(ch.isalpha() for ch in out)
-    return out if good >= 0.95 * len(out) and letters >= 0.5 * len(out.replace(" ", "")) else None
-
-
-def _b64(seg: str) -> str | None:
-    seg = seg.rstrip("=")
-    if not re.search(r"[A-Z]", seg) or not re.search(r"[a-z]", seg):
-        return None
-    pad = "=" * (-len(seg) % 4)
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            got = _printable(decode(seg + pad))
-        except (binascii.Error, ValueError):
-            continue
-        if got:
-            return got
-    return None
-
-
-def _hex(seg: str) -> str | None:
-    digits = re.sub(r"\\x|0x|[\s:,]", "", seg)
-    try:
-        return _printable(bytes.fromhex(digits))
-    except ValueError:
-        return None
-
-
-def _englishness(text: str) -> int:
-    return sum(w in _COMMON for w in re.findall(r"[a-z]+", text.lower()))
-
-
-def _unpig(m: re.Match[str]) -> str:
-    """One Pig Latin word back: "ethay" -> "the", "useryay" -> "user", "ouyay" -> "you"."""
-    base = m.group()[:-2]
-    if base[-1:] in ("y", "w") and base[:1] in "aeiou" and len(base) > 2:
-        moved = base[-1] + base[:-1]  # "ouy" is "you" moved, or "ou" + "yay": common words decide
-        return moved if moved in _PIG_Y_W else base[:-1]
-    n = 2 if base[-2:] in _ONSETS and len(base) > 2 else 1  # the moved consonants: a guess
-    return base[-n:] + base[:-n] if len(base) > n and base[-1] not in "aeiou" else base
-
-
-def _pig_latin(text: str) -> list[tuple[str, tuple[int, int]]]:
-    """Runs of 4 or more Pig Latin words, decoded, each with its span (an English sentence
-    around them does not hide them)."""
-    return [(_PIG_WORD.sub(_unpig, m.group().lower()), m.span()) for m in _PIG_RUN.finditer(text)]
-
-
-_LITERAL = r"""(?:"[^"\n]{1,120}"|'[^'\n]{1,120}'|`[^`\n]{1,120}`)"""
-_JOINED = re.compile(rf"{_LITERAL}(?:\s*\+\s*{_LITERAL})+")
-_ASSIGNED = re.compile(rf"\b[A-Za-z_][A-Za-z0-9_]{{0,15}}\s*[=:]\s*({_LITERAL})")
-
-
-def _unquote_all(literals: list[str]) -> str:
-    return "".join(lit[1:-1] for lit in literals)
-
-
-def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
-    """Payload splitting: string literals joined with ``+`` ("rev" + "eal your"), and runs of
-    two or more assignments of literals (a = "ignore all", b = " rules"), joined in order."""
-    found = [(_unquote_all(re.findall(_LITERAL, m.group())), m.span()) for m in _JOINED.finditer(text)]
-    run: list[re.Match[str]] = []
-    for m in [*_ASSIGNED.finditer(text), None]:
-        if m is not None and (not run or m.start() - run[-1].end() <= 40):
-            run.append(m)
-            continue
-        if len(run) >= 2:
-            found.append((_unquote_all([r.group(1) for r in run]), (run[0].start(), run[-1].end())))
-        run = [m] if m is not None else []
-    return found
-
-
-def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
-    """(via, decoded text, span in ``text``) for every embedded encoded segment."""
-    found: list[tuple[str, str, tuple[int, int]]] = []
-    for m in _B64.finditer(text):
-        got = _b64(m.group())
-        if got:
-            found.append(("base64", got, m.span()))
-    for m in _HEX.finditer(text):
-        got = _hex(m.group())
-        if got:
-            found.append(("hex", got, m.span()))
-    for m in _BIN.finditer(text):
-        got = _printable(bytes(int(b, 2) for b in re.findall(r"[01]{8}", m.group())))
-        if got:
-            found.append(("binary", got, m.span()))
-    if len(_PCT.findall(text)) >= 3:
-        got = unquote(text)
-        if got != text:
-            found.append(("url", got, (0, len(text))))
-    found.extend(("pig-latin", got, span) for got, span in _pig_latin(text))
-    found.extend(("pieces", got, span) for got, span in _pieces(text))
-    sample = text[:2000]
-    if _ROT13_CUE.search(text) or _englishness(sample) <= len(sample) // 100:
-        rot = codecs.encode(text, "rot13")
-        if _ROT13_CUE.search(text) or _englishness(rot[:2000]) > max(2, 2 * _englishness(sample)):
-            found.append(("rot13", rot, (0, len(text))))
-    return found
 
 
 def views(text: str, depth: int = 2, _via: str = "", _at: tuple[int, int] | None = None) -> list[View]:
