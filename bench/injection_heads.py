@@ -183,6 +183,8 @@ def main() -> int:
     ap.add_argument("rules", type=Path, help="the rules directory (rules/injection)")
     ap.add_argument("--benign", type=Path, action="append", default=[],
                     help="more benign text, JSONL with a 'text' field (a TRAIN split only), e.g. pii/train.jsonl")  # fmt: skip
+    ap.add_argument("--readmes", action="store_true",
+                    help="also the 'fit' half of installed packages' READMEs (bench/readme_corpus.py)")  # fmt: skip
     args = ap.parse_args()
     src, out_dir = args.train, args.rules
     for path in (src, *args.benign):
@@ -201,6 +203,10 @@ def main() -> int:
         for line in path.read_text(encoding="utf-8").split("\n")
         if line.strip()
     ]
+    if args.readmes:
+        from readme_corpus import readmes
+
+        more += [views(text)[0].folded.text[:1000] for half, _, text in readmes() if half == "fit"]
     no = np.zeros(len(extra), int)
     folded = [views(r["text"])[0].folded.text for r in rows]
     head = [feats(t[:1000]) for t in folded]
