@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -125,3 +126,16 @@ def test_a_semantic_window_ranks_as_the_head_window_it_overlaps_most() -> None:
 
 def test_shipped_rules_pass_their_selftest_and_the_benign_corpus() -> None:
     assert run_selftest(RULES / "injection", HARD_BENIGN) == []
+
+
+def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: Detector) -> None:
+    # 100 attacks and 100 ordinary prompts written for the rules, in styles the data set has
+    # few of (contest payloads, password games, planted instructions in reviews, READMEs,
+    # e-mails and tool JSON, refusal suppression, split payloads, other languages). The
+    # rules were extended after seeing them: 99/100 caught and 1/100 blocked when written
+    # down. One more miss of each kind is allowed, so that retraining the heads need not
+    # rewrite this test. (other_styles_holdout.jsonl is never asserted on: see the docs.)
+    rows = [json.loads(line) for line in (Path(__file__).parent / "other_styles.jsonl").read_text().splitlines()]
+    missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
+    blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
+    assert len(rows) == 200 and len(missed) <= 2 and len(blocked) <= 2, (missed, blocked)
