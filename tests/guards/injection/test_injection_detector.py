@@ -129,13 +129,14 @@ def test_shipped_rules_pass_their_selftest_and_the_benign_corpus() -> None:
 
 
 def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: Detector) -> None:
-    # 100 attacks and 100 ordinary prompts written for the rules, in styles the data set has
-    # few of (contest payloads, password games, planted instructions in reviews, READMEs,
-    # e-mails and tool JSON, refusal suppression, split payloads, other languages). The
-    # rules were extended after seeing them: 99/100 caught and 1/100 blocked when written
-    # down. One more miss of each kind is allowed, so that retraining the heads need not
-    # rewrite this test. (other_styles_holdout.jsonl is never asserted on: see the docs.)
+    # 150 attacks and 150 ordinary prompts written for the rules in three rounds (A, B, C), in
+    # styles the data set has few of (contest payloads, password games, instructions planted
+    # in reviews, READMEs, e-mails, invites and tool JSON, refusal suppression, split
+    # payloads, other languages). Each round was first measured as written (A 30/50 caught,
+    # B 31/50, C 39/50), then the rules were extended for it: 149/150 caught and 3/150
+    # blocked when this test was written. One more of each is allowed, so that retraining the
+    # heads need not rewrite it. (other_styles_holdout.jsonl, round D, is never asserted on.)
     rows = [json.loads(line) for line in (Path(__file__).parent / "other_styles.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
-    assert len(rows) == 200 and len(missed) <= 2 and len(blocked) <= 2, (missed, blocked)
+    assert len(rows) == 300 and len(missed) <= 2 and len(blocked) <= 4, (missed, blocked)
