@@ -183,12 +183,14 @@ def main() -> int:
     ap.add_argument("rules", type=Path, help="the rules directory (rules/injection)")
     ap.add_argument("--benign", type=Path, action="append", default=[],
                     help="more benign text, JSONL with a 'text' field (a TRAIN split only), e.g. pii/train.jsonl")  # fmt: skip
+    ap.add_argument("--written", type=Path, action="append", default=[],
+                    help="labelled rows written for the rules (JSONL: text, label), e.g. tests/guards/injection/other_styles.jsonl")  # fmt: skip
     ap.add_argument("--readmes", action="store_true",
                     help="also the 'fit' half of installed packages' READMEs (bench/readme_corpus.py)")  # fmt: skip
     args = ap.parse_args()
     src, out_dir = args.train, args.rules
-    for path in (src, *args.benign):
-        if "test" in path.name or "dev" in path.name:  # dev.jsonl holds the test rows too
+    for path in (src, *args.benign, *args.written):
+        if "test" in path.name or "dev" in path.name or "holdout" in path.name:  # dev.jsonl holds the test rows too
             ap.error(f"{path}: train on a train split only (test rows must never reach the weights)")
     rows = [json.loads(line) for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
     y = np.array([int(r["label"]) for r in rows])
@@ -207,7 +209,11 @@ def main() -> int:
         from readme_corpus import readmes
 
         more += [views(text)[0].folded.text[:1000] for half, _, text in readmes() if half == "fit"]
-    no = np.zeros(len(extra), int)
+    written = [json.loads(line) for path in args.written for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    # written rows join the rule-file rows: inside the class balance, in every fold (attacks among them too)
+    aug_pool = extra + [views(r["text"])[0].folded.text[:1000] for r in written if int(r["label"]) == 0]
+    extra = extra + [views(r["text"])[0].folded.text[:1000] for r in written]
+    no = np.r_[np.zeros(len(extra) - len(written), int), np.array([int(r["label"]) for r in written], dtype=int)]
     folded = [views(r["text"])[0].folded.text for r in rows]
     head = [feats(t[:1000]) for t in folded]
     wins = [[feats(t[a:b]) for a, b in lex_windows(len(t))] for t in folded]
@@ -231,7 +237,7 @@ def main() -> int:
         """Both heads on the rows ``idx`` (logic-violating ones left out), the extra benign
         rows, and long benign rows joined from them with ``rng``."""
         fit = idx[fit_ok[idx]]
-        aug = long_benign([folded[j] for j in fit if y[j] == 0] + extra + more, AUG, rng)
+        aug = long_benign([folded[j] for j in fit if y[j] == 0] + aug_pool + more, AUG, rng)
         yy, sw = balanced(np.r_[y[fit], no], len(more) + len(aug))
         w, b = fit_lexical([head[j] for j in fit] + extra_lex + more_lex + [feats(t) for t in aug], yy, sw)
         ch = fit_chars([chars[j] for j in fit] + extra_chars + more_chars + [char_grams(t) for t in aug], yy, sw)

@@ -134,9 +134,11 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     # in reviews, READMEs, e-mails, invites and tool JSON, refusal suppression, split
     # payloads, other languages). Each round was first measured as written (A 30/50 caught,
     # B 31/50, C 39/50), then the rules were extended for it: 149/150 caught and 3/150
-    # blocked when this test was written. One more of each is allowed, so that retraining the
-    # heads need not rewrite it. (other_styles_holdout.jsonl, round D, is never asserted on.)
-    rows = [json.loads(line) for line in (Path(__file__).parent / "other_styles.jsonl").read_text().splitlines()]
+    # blocked when this test was written. The rows are also training rows of the learned heads
+    # (rules/injection/learned/written.jsonl), so this is in-sample: a regression test. One
+    # more of each is allowed, so that retraining the heads need not rewrite it.
+    # (other_styles_holdout.jsonl, round D, is never asserted on: see the docs.)
+    rows = [json.loads(line) for line in (RULES / "injection" / "learned" / "written.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
     assert len(rows) == 300 and len(missed) <= 2 and len(blocked) <= 4, (missed, blocked)
