@@ -33,6 +33,17 @@ def _leading_literal(items: list[tuple[Any, Any]]) -> str:
     return "".join(out).lower()
 
 
+def _zero_width(op: Any, av: Any) -> bool:
+    """An element that matches no characters: an anchor, an assertion, or a group of them."""
+    if op in (_c.AT, _c.ASSERT, _c.ASSERT_NOT):
+        return True
+    if op == _c.SUBPATTERN:
+        return all(_zero_width(*i) for i in av[-1])
+    if op == _c.BRANCH:
+        return all(all(_zero_width(*i) for i in b) for b in av[1])
+    return False
+
+
 def literal_prefixes(pattern: str) -> tuple[str, ...]:
     """Literals one of which must occur for ``pattern`` to match (empty: no cheap test).
 
@@ -43,7 +54,7 @@ def literal_prefixes(pattern: str) -> tuple[str, ...]:
         items = list(_p.parse(pattern, re.I))
     except re.error:
         return ()
-    while items and items[0][0] == _c.AT:
+    while items and _zero_width(*items[0]):  # \b, lookbehinds and lookaheads before the first group
         items.pop(0)
     if not items:
         return ()

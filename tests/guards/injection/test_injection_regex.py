@@ -38,3 +38,16 @@ def test_case_insensitive_matching_only_where_a_pattern_needs_it() -> None:
     for spelled in (r"\x49gnore", r"\u0049gnore", r"\N{LATIN CAPITAL LETTER I}gnore", r"\111gnore"):
         assert _flags(spelled) & re.I, spelled
     assert _flags(r"x") & re.S
+
+
+def test_literal_pre_test_looks_past_anchors_and_assertions() -> None:
+    from proxy.guards.injection.regex_layer import literal_prefixes
+
+    assert literal_prefixes(r"\b(ignore|disregard) all") == ("ignore", "disregard")
+    # lookbehinds (a negation guard) and a group of them come before the words
+    assert literal_prefixes(r"(?<!\bnot )(?<!n't )\b(ignore|forget)\b x") == ("ignore", "forget")
+    assert literal_prefixes(r"\b(?:(?<!\bnot )|(?<=\bwhy not ))(show|print) x") == ("show", "print")
+    # no usable literal: no pre-test (the regex always runs)
+    assert literal_prefixes(r"(?<=a)b") == ()
+    assert literal_prefixes(r"\b(a|bc) x") == ()
+    assert literal_prefixes(r"[abc]+ x") == ()
