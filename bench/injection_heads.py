@@ -184,7 +184,7 @@ def main() -> int:
     ap.add_argument("--benign", type=Path, action="append", default=[],
                     help="more benign text, JSONL with a 'text' field (a TRAIN split only), e.g. pii/train.jsonl")  # fmt: skip
     ap.add_argument("--written", type=Path, action="append", default=[],
-                    help="labelled rows written for the rules (JSONL: text, label), e.g. tests/guards/injection/other_styles.jsonl")  # fmt: skip
+                    help="labelled rows written for the rules (JSONL: text, label), e.g. rules/injection/learned/written.jsonl")  # fmt: skip
     ap.add_argument("--readmes", action="store_true",
                     help="also the 'fit' half of installed packages' READMEs (bench/readme_corpus.py)")  # fmt: skip
     args = ap.parse_args()

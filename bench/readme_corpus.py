@@ -24,6 +24,7 @@ import sys
 from importlib import metadata
 
 CHUNK = 1000  # characters: about one detector window
+MIN_TAIL = 300  # a shorter remainder at the end of a README is dropped
 # the distributions of injection_latency.PACKAGES (their docstrings are an out-of-domain check)
 CHECKED = {
     "aiohttp", "pydantic", "numpy", "pyyaml", "rapidfuzz", "scikit-learn", "redis", "prometheus-client", "jinja2",
@@ -38,6 +39,8 @@ def _chunks(body: str) -> list[str]:
         if len(chunk) > CHUNK:
             out.append(chunk.strip())
             chunk = ""
+    if len(chunk) >= MIN_TAIL:  # the README's last paragraphs
+        out.append(chunk.strip())
     return out
 
 

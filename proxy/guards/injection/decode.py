@@ -88,7 +88,8 @@ def _pig_latin(text: str) -> list[tuple[str, tuple[int, int]]]:
 
 _LITERAL = r"""(?:"[^"\n]{1,120}"|'[^'\n]{1,120}'|`[^`\n]{1,120}`)"""
 _JOINED = re.compile(rf"{_LITERAL}(?:\s*\+\s*{_LITERAL})+")
-_ASSIGNED = re.compile(rf"\b[A-Za-z_][A-Za-z0-9_]{{0,15}}\s*[=:]\s*({_LITERAL})")
+_ASSIGNED = re.compile(rf"\b[A-Za-z_][A-Za-z0-9_]{{0,40}}\s*[=:]\s*({_LITERAL}(?:\s*\+\s*{_LITERAL})*)")
+MAX_PIECES = 8  # joined payloads per text (each is a view the layers scan)
 
 
 def _unquote_all(literals: list[str]) -> str:
@@ -105,9 +106,10 @@ def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
             run.append(m)
             continue
         if len(run) >= 2:
-            found.append((_unquote_all([r.group(1) for r in run]), (run[0].start(), run[-1].end())))
+            joined = [lit for r in run for lit in re.findall(_LITERAL, r.group(1))]
+            found.append((_unquote_all(joined), (run[0].start(), run[-1].end())))
         run = [m] if m is not None else []
-    return found
+    return sorted(found, key=lambda f: -len(f[0]))[:MAX_PIECES]  # the longest (most complete) joins first
 
 
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:

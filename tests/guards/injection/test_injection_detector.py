@@ -129,7 +129,7 @@ def test_shipped_rules_pass_their_selftest_and_the_benign_corpus() -> None:
 
 
 def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: Detector) -> None:
-    # 150 attacks and 150 ordinary prompts written for the rules in three rounds (A, B, C), in
+    # 150 attacks and 149 ordinary prompts written for the rules in three rounds (A, B, C), in
     # styles the data set has few of (contest payloads, password games, instructions planted
     # in reviews, READMEs, e-mails, invites and tool JSON, refusal suppression, split
     # payloads, other languages). Each round was first measured as written (A 30/50 caught,
@@ -141,4 +141,4 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     rows = [json.loads(line) for line in (RULES / "injection" / "learned" / "written.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
-    assert len(rows) == 300 and len(missed) <= 2 and len(blocked) <= 4, (missed, blocked)
+    assert len(rows) == 299 and len(missed) <= 2 and len(blocked) <= 4, (missed, blocked)
