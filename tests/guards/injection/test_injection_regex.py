@@ -51,3 +51,25 @@ def test_literal_pre_test_looks_past_anchors_and_assertions() -> None:
     assert literal_prefixes(r"(?<=a)b") == ()
     assert literal_prefixes(r"\b(a|bc) x") == ()
     assert literal_prefixes(r"[abc]+ x") == ()
+
+
+def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() -> None:
+    """Ordinary texts two reviewers wrote to make the signatures misfire (e-mails, READMEs,
+    HR and legal text, developer questions, other languages). Review 1 (77 texts) targeted
+    this round's regexes; review 2 (347) targeted all of them, and many of its texts are
+    still blocked (pre-existing patterns, other languages, quoted attacks): a ratchet, to be
+    lowered as signatures are narrowed, never raised."""
+    import json
+    from pathlib import Path
+
+    from proxy.guards.injection.detector import Detector
+    from proxy.guards.injection.rules import load_rules
+    from tests.conftest import RULES
+
+    det = Detector.from_loaded(load_rules(RULES / "injection"), None, semantic_mode="off")
+    rows = [json.loads(line) for line in (Path(__file__).parent / "benign_reviews.jsonl").read_text().splitlines()]
+    blocked = {"review-1": 0, "review-2": 0}
+    for r in rows:
+        if any(f.layer in ("regex", "fuzzy") for f in det.scan(r["text"])):
+            blocked[r["source"]] += 1
+    assert len(rows) == 424 and blocked["review-1"] <= 1 and blocked["review-2"] <= 122, blocked
