@@ -44,33 +44,49 @@ def _zero_width(op: Any, av: Any) -> bool:
     return False
 
 
+def _prefixes(items: list[tuple[Any, Any]]) -> tuple[str, ...] | None:
+    """The literals a match of ``items`` must start with (None: no usable literal)."""
+    items = list(items)
+    while items and _zero_width(*items[0]):  # \\b, lookbehinds and lookaheads come first
+        items.pop(0)
+    if not items:
+        return None
+    op, av = items[0]
+    if op == _c.LITERAL:
+        lit = _leading_literal(items)
+        return (lit,) if len(lit) >= 2 else None
+    if op == _c.SUBPATTERN:
+        inner = list(av[-1])
+        if len(inner) == 1 and inner[0][0] == _c.BRANCH:
+            return _branches(inner[0][1][1])
+        return _prefixes(inner)
+    if op == _c.BRANCH:
+        return _branches(av[1])
+    return None
+
+
+def _branches(branches: list[Any]) -> tuple[str, ...] | None:
+    out: list[str] = []
+    for b in branches:
+        got = _prefixes(list(b))
+        if got is None:
+            return None
+        out.extend(got)
+    return tuple(dict.fromkeys(out))
+
+
 def literal_prefixes(pattern: str) -> tuple[str, ...]:
     """Literals one of which must occur for ``pattern`` to match (empty: no cheap test).
 
-    Looks at the pattern's first element: a group of alternatives, each starting with a
-    literal of at least two characters (``\\b(ignore|disregard)...``), or a literal run.
+    Follows the pattern's first element past anchors and assertions, into groups and into
+    each alternative (``\\b(ignore|disregard)…``, ``(?<!not )(a|b (c|d))…``, ``x…|y…``):
+    every alternative must start with a literal of at least two characters.
     """
     try:
         items = list(_p.parse(pattern, re.I))
     except re.error:
         return ()
-    while items and _zero_width(*items[0]):  # \b, lookbehinds and lookaheads before the first group
-        items.pop(0)
-    if not items:
-        return ()
-    op, av = items[0]
-    if op == _c.LITERAL:
-        lit = _leading_literal(items)
-        return (lit,) if len(lit) >= 2 else ()
-    if op == _c.SUBPATTERN:
-        inner = list(av[-1])
-        if len(inner) == 1 and inner[0][0] == _c.BRANCH:
-            branches = [list(b) for b in inner[0][1][1]]
-        else:
-            branches = [inner]
-        lits = tuple(_leading_literal(b) for b in branches)
-        return lits if all(len(x) >= 2 for x in lits) else ()
-    return ()
+    return _prefixes(items) or ()
 
 
 _ESCAPE = re.compile(r"\\(.)", re.S)
