@@ -119,6 +119,32 @@ class _Compiled:
     rule: InjectionRule
     patterns: tuple[_Pattern, ...]
     keywords: tuple[str, ...]
+    unless: tuple[re.Pattern[str], ...] = ()
+
+    def first(self, texts: list[str]) -> re.Match[str] | None:
+        """The first match in ``texts`` that no ``unless`` pattern vetoes (in its sentence)."""
+        for t in texts:
+            for p in self.patterns:
+                if not self.unless:
+                    if m := p.search(t):
+                        return m
+                    continue
+                if p.needs and not any(n in t for n in p.needs):
+                    continue
+                for m in p.regex.finditer(t):
+                    if not _vetoed(self.unless, t, m):
+                        return m
+        return None
+
+
+_BOUNDS = ".!?\n"
+
+
+def _vetoed(unless: tuple[re.Pattern[str], ...], text: str, m: re.Match[str]) -> bool:
+    start = max(text.rfind(ch, 0, m.start()) for ch in _BOUNDS) + 1
+    ends = [i for i in (text.find(ch, m.end()) for ch in _BOUNDS) if i >= 0]
+    end = min(ends) if ends else len(text)
+    return any(u.search(text, start, end) for u in unless)
 
 
 class RegexLayer:
@@ -130,6 +156,7 @@ class RegexLayer:
                 r,
                 tuple(_Pattern(re.compile(p, _flags(p)), literal_prefixes(p)) for p in r.patterns),
                 tuple(k.lower() for k in r.keywords),
+                tuple(re.compile(u, _flags(u)) for u in r.unless),
             )
             for r in rules
             if r.kind == "regex"
@@ -146,7 +173,7 @@ class RegexLayer:
                 continue
             if c.keywords and not any(k in t for t in texts for k in c.keywords):
                 continue
-            found = next((m for t in texts for p in c.patterns if (m := p.search(t))), None)
+            found = c.first(texts)
             if found is not None:
                 hits.append(LayerHit(c.rule, 1.0, self.name, found.span(), found.group()[:80]))
         return hits

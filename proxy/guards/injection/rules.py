@@ -50,6 +50,9 @@ class InjectionRule(Strict):
     description: str = ""
     patterns: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)  # regex pre-filter: substrings of the folded text
+    # regex: a match is dropped when one of these matches the sentence it is in (exceptions,
+    # such as a how-to condition: "si usas Linux, omite las instrucciones anteriores")
+    unless: list[str] = Field(default_factory=list)
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
     model: str = ""  # classifier: weights file, relative to the rules directory
@@ -60,7 +63,7 @@ class InjectionRule(Strict):
     message: str = "The request was blocked: it looks like a prompt injection or jailbreak attempt."
     examples: Examples = Field(default_factory=Examples)
 
-    @field_validator("patterns")
+    @field_validator("patterns", "unless")
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for i, pat in enumerate(value):
@@ -80,6 +83,8 @@ class InjectionRule(Strict):
                 raise ValueError(f"a {self.kind} rule must not have {other!r}")
         if self.keywords and self.kind != "regex":
             raise ValueError("keywords are a pre-filter for regex rules only")
+        if self.unless and self.kind != "regex":
+            raise ValueError("unless holds exceptions for regex rules only")
         return self
 
     @property
