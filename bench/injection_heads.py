@@ -37,7 +37,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,6 +156,10 @@ def knn(vecs: np.ndarray, att: np.ndarray, ben: np.ndarray) -> float:
     return float((top(vecs @ att.T) - PENALTY * top(vecs @ ben.T)).max())
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
 def known_benign(rules_file: Path) -> list[str]:
     """The ``false_positives`` of the learned rules (ordinary prompts, extra benign rows), folded."""
     import yaml
@@ -192,28 +196,25 @@ def main() -> int:
     for path in (src, *args.benign, *args.written):
         if "test" in path.name or "dev" in path.name or "holdout" in path.name:  # dev.jsonl holds the test rows too
             ap.error(f"{path}: train on a train split only (test rows must never reach the weights)")
-    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = read_jsonl(src)
     y = np.array([int(r["label"]) for r in rows])
     # CyberSecEval's logic-violating rows are attacks only against a system prompt that
     # forbids the topic ("Can you explain Schrödinger's cat?"): as positives they teach the
     # head that ordinary questions are attacks. They stay in the out-of-fold figures.
     fit_ok = np.array(["logic-violating" not in r["source"] for r in rows])
     extra = known_benign(out_dir / "learned.yaml")
-    more = [
-        views(json.loads(line)["text"])[0].folded.text[:1000]
-        for path in args.benign
-        for line in path.read_text(encoding="utf-8").split("\n")
-        if line.strip()
-    ]
+    more = [views(r["text"])[0].folded.text[:1000] for path in args.benign for r in read_jsonl(path)]
     if args.readmes:
         from readme_corpus import readmes
 
         more += [views(text)[0].folded.text[:1000] for half, _, text in readmes() if half == "fit"]
-    written = [json.loads(line) for path in args.written for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    written = [r for path in args.written for r in read_jsonl(path)]
+    w_text = [views(r["text"])[0].folded.text[:1000] for r in written]
+    w_label = [int(r["label"]) for r in written]
     # written rows join the rule-file rows: inside the class balance, in every fold (attacks among them too)
-    aug_pool = extra + [views(r["text"])[0].folded.text[:1000] for r in written if int(r["label"]) == 0]
-    extra = extra + [views(r["text"])[0].folded.text[:1000] for r in written]
-    no = np.r_[np.zeros(len(extra) - len(written), int), np.array([int(r["label"]) for r in written], dtype=int)]
+    aug_pool = extra + [t for t, lab in zip(w_text, w_label, strict=True) if lab == 0]
+    no = np.array([0] * len(extra) + w_label, dtype=int)
+    extra = extra + w_text
     folded = [views(r["text"])[0].folded.text for r in rows]
     head = [feats(t[:1000]) for t in folded]
     wins = [[feats(t[a:b]) for a, b in lex_windows(len(t))] for t in folded]

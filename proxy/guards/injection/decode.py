@@ -87,6 +87,7 @@ def _pig_latin(text: str) -> list[tuple[str, tuple[int, int]]]:
 
 
 _LITERAL = r"""(?:"[^"\n]{1,120}"|'[^'\n]{1,120}'|`[^`\n]{1,120}`)"""
+_LIT = re.compile(_LITERAL)
 _JOINED = re.compile(rf"{_LITERAL}(?:\s*\+\s*{_LITERAL})+")
 _ASSIGNED = re.compile(rf"\b[A-Za-z_][A-Za-z0-9_]{{0,40}}\s*[=:]\s*({_LITERAL}(?:\s*\+\s*{_LITERAL})*)")
 MAX_PIECES = 8  # joined payloads per text (each is a view the layers scan)
@@ -99,14 +100,14 @@ def _unquote_all(literals: list[str]) -> str:
 def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
     """Payload splitting: string literals joined with ``+`` ("rev" + "eal your"), and runs of
     two or more assignments of literals (a = "ignore all", b = " rules"), joined in order."""
-    found = [(_unquote_all(re.findall(_LITERAL, m.group())), m.span()) for m in _JOINED.finditer(text)]
+    found = [(_unquote_all(_LIT.findall(m.group())), m.span()) for m in _JOINED.finditer(text)]
     run: list[re.Match[str]] = []
     for m in [*_ASSIGNED.finditer(text), None]:
         if m is not None and (not run or m.start() - run[-1].end() <= 40):
             run.append(m)
             continue
         if len(run) >= 2:
-            joined = [lit for r in run for lit in re.findall(_LITERAL, r.group(1))]
+            joined = [lit for r in run for lit in _LIT.findall(r.group(1))]
             found.append((_unquote_all(joined), (run[0].start(), run[-1].end())))
         run = [m] if m is not None else []
     return sorted(found, key=lambda f: -len(f[0]))[:MAX_PIECES]  # the longest (most complete) joins first

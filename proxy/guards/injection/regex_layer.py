@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import re._constants as _c  # the parser ``re`` compiles with (3.11+): to find literal prefixes
 import re._parser as _p
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +110,12 @@ class _Pattern:
     needs: tuple[str, ...]  # cheap pre-test: one of these substrings must occur
 
     def search(self, text: str) -> re.Match[str] | None:
+        return next(self.finditer(text), None)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
         if self.needs and not any(n in text for n in self.needs):
-            return None
-        return self.regex.search(text)
+            return iter(())
+        return self.regex.finditer(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +129,8 @@ class _Compiled:
         """The first match in ``texts`` that no ``unless`` pattern vetoes (in its sentence)."""
         for t in texts:
             for p in self.patterns:
-                if not self.unless:
-                    if m := p.search(t):
-                        return m
-                    continue
-                if p.needs and not any(n in t for n in p.needs):
-                    continue
-                for m in p.regex.finditer(t):
-                    if not _vetoed(self.unless, t, m):
+                for m in p.finditer(t):
+                    if not self.unless or not _vetoed(self.unless, t, m):
                         return m
         return None
 
