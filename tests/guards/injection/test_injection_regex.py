@@ -58,7 +58,9 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
     HR and legal text, developer questions, other languages). Review 1 (77 texts) targeted
     this round's regexes; review 2 (347) targeted all of them, and many of its texts are
     still blocked (pre-existing patterns, other languages, quoted attacks): a ratchet, to be
-    lowered as signatures are narrowed, never raised."""
+    lowered as signatures are narrowed, never raised. Review 3 (124) targeted the four rules
+    written for probe round E, which trip on 86 of them: those rules only flag. 5 are
+    blocked by older rules (multilingual override, system-prompt requests)."""
     import json
     from pathlib import Path
 
@@ -68,11 +70,14 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
 
     det = Detector.from_loaded(load_rules(RULES / "injection"), None, semantic_mode="off")
     rows = [json.loads(line) for line in (Path(__file__).parent / "benign_reviews.jsonl").read_text().splitlines()]
-    blocked = {"review-1": 0, "review-2": 0}
+    blocked = {"review-1": 0, "review-2": 0, "review-3": 0}
+    flagged = 0
     for r in rows:
-        if any(f.layer in ("regex", "fuzzy") for f in det.scan(r["text"])):
-            blocked[r["source"]] += 1
-    assert len(rows) == 424 and blocked["review-1"] <= 1 and blocked["review-2"] <= 111, blocked
+        found = [f for f in det.scan(r["text"]) if f.layer in ("regex", "fuzzy")]
+        blocked[r["source"]] += any(f.rule.action == "block" for f in found)
+        flagged += r["source"] == "review-3" and any(f.rule.action == "flag" for f in found)
+    assert len(rows) == 548 and blocked["review-1"] <= 1 and blocked["review-2"] <= 111, blocked
+    assert blocked["review-3"] <= 5 and flagged >= 60, (blocked, flagged)
 
 
 def test_literal_pre_test_follows_nested_groups_and_top_level_alternatives() -> None:
