@@ -59,8 +59,9 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
     this round's regexes; review 2 (347) targeted all of them, and many of its texts are
     still blocked (pre-existing patterns, other languages, quoted attacks): a ratchet, to be
     lowered as signatures are narrowed, never raised. Review 3 (124) targeted the four rules
-    written for probe round E, which trip on 86 of them: those rules only flag. 5 are
-    blocked by older rules (multilingual override, system-prompt requests)."""
+    written for probe round E: 86 tripped them as first written; they were then narrowed on
+    these texts (so review 3 is in-sample for them) and only flag. 5 are blocked by older
+    rules (multilingual override, system-prompt requests)."""
     import json
     from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
         blocked[r["source"]] += any(f.rule.action == "block" for f in found)
         flagged += r["source"] == "review-3" and any(f.rule.action == "flag" for f in found)
     assert len(rows) == 548 and blocked["review-1"] <= 1 and blocked["review-2"] <= 111, blocked
-    assert blocked["review-3"] <= 5 and flagged >= 60, (blocked, flagged)
+    assert blocked["review-3"] <= 5 and flagged <= 1, (blocked, flagged)
 
 
 def test_literal_pre_test_follows_nested_groups_and_top_level_alternatives() -> None:
