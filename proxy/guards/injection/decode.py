@@ -113,6 +113,14 @@ def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
     return sorted(found, key=lambda f: -len(f[0]))[:MAX_PIECES]  # the longest (most complete) joins first
 
 
+# a line break or tab written as an escape (backslash, then n, r or t), as in JSON strings and
+# iCal text, glues its n onto the next word ("\\nIgnore" folds to "nignore"); not after another
+# backslash (an escaped backslash). Read as spaces in a view of its own, not in the folded
+# text itself, where it would cut the first letter off a word ("\\rules" -> " ules").
+_ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
+MIN_ESCAPES = 2
+
+
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
     """(via, decoded text, span in ``text``) for every embedded encoded segment."""
     found: list[tuple[str, str, tuple[int, int]]] = []
@@ -132,6 +140,8 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
         got = unquote(text)
         if got != text:
             found.append(("url", got, (0, len(text))))
+    if len(_ESCAPED_BREAK.findall(text)) >= MIN_ESCAPES:
+        found.append(("escapes", _ESCAPED_BREAK.sub(" ", text), (0, len(text))))
     found.extend(("pig-latin", got, span) for got, span in _pig_latin(text))
     found.extend(("pieces", got, span) for got, span in _pieces(text))
     sample = text[:2000]

@@ -62,10 +62,6 @@ LEET: dict[str, str] = {
 
 _SEPARATED = re.compile(r"(?<![^\W_])(?:[^\W_][\s._\-*·•|/\\,+~'`^]{1,2}){3,}[^\W_](?![^\W_])")
 _SEP_CHARS = re.compile(r"[\s._\-*·•|/\\,+~'`^]")
-# a line break or tab written as an escape (backslash, then n, r or t), as in JSON strings and
-# iCal text: read as a space, so that the n does not glue onto the next word ("nignore");
-# not after another backslash (an escaped backslash)
-_ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
 _SPACE = re.compile(r"\s{2,}|[^\S ]")  # any whitespace but a lone space
 # Letter-spaced text ("i g n o r e   a l l"): a stretch of single characters, one space
 # apart within a word and wider gaps between words. Its 2-3 letter words are spaced too
@@ -239,7 +235,6 @@ def fold(text: str) -> Folded:
     chars, origin = _char_fold(text)
     wide: dict[int, int] = {}
     s, origin = _compose_hangul("".join(chars), origin, wide)
-    s, origin = _resub(s, origin, _ESCAPED_BREAK, lambda m: " ")
     s, origin = _join_spaced(s, origin)
     for _ in range(3):  # joining can bring separated letters (or jamo) next to each other again
         s, origin = _resub(s, origin, _SEPARATED, lambda m: _SEP_CHARS.sub("", m.group()))

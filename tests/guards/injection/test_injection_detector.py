@@ -148,14 +148,15 @@ def test_round_e_attacks_are_flagged_or_blocked(detector: Detector) -> None:
     # Round E: 50 attacks and 50 ordinary prompts a helper wrote without seeing the rules
     # (paraphrased overrides with no trigger words, indirect extraction, instructions planted
     # in e-mails, invites, CSV and JSON, other languages). As written: 20/50 caught, 3/50
-    # blocked. Four experimental rules were then written for its families (they flag, see
-    # test_injection_regex's review 3) and shape-hidden instructions: 44/50 fire, the same 3 ordinary prompts blocked. In-sample
-    # for those rules: a regression test, one more miss or block allowed.
+    # blocked. Five experimental rules were then written for its families; they flag (see
+    # test_injection_regex's review 3): 45/50 fire (20 blocked, 25 only flagged), the same
+    # 3 ordinary prompts blocked, none flagged. In-sample for those rules: a regression test,
+    # one more miss, block or flag allowed.
     rows = [
         json.loads(line) for line in (Path(__file__).parent / "other_styles_round_e.jsonl").read_text().splitlines()
     ]
-    missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
-    blocked = [
-        r["text"] for r in rows if r["label"] == 0 and any(f.rule.action == "block" for f in detector.scan(r["text"]))
-    ]
-    assert len(rows) == 100 and len(missed) <= 7 and len(blocked) <= 4, (missed, blocked)
+    found = [(r, detector.scan(r["text"])) for r in rows]
+    missed = [r["text"] for r, f in found if r["label"] == 1 and not f]
+    blocked = [r["text"] for r, f in found if r["label"] == 0 and any(x.rule.action == "block" for x in f)]
+    flagged = [r["text"] for r, f in found if r["label"] == 0 and f and r["text"] not in blocked]
+    assert len(rows) == 100 and len(missed) <= 6 and len(blocked) <= 4 and len(flagged) <= 1, (missed, blocked, flagged)

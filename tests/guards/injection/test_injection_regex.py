@@ -72,11 +72,11 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
     det = Detector.from_loaded(load_rules(RULES / "injection"), None, semantic_mode="off")
     rows = [json.loads(line) for line in (Path(__file__).parent / "benign_reviews.jsonl").read_text().splitlines()]
     blocked = {"review-1": 0, "review-2": 0, "review-3": 0}
-    flagged = 0
+    flagged = 0  # by a flag rule and no block rule, any review
     for r in rows:
         found = [f for f in det.scan(r["text"]) if f.layer in ("regex", "fuzzy")]
         blocked[r["source"]] += any(f.rule.action == "block" for f in found)
-        flagged += r["source"] == "review-3" and any(f.rule.action == "flag" for f in found)
+        flagged += not any(f.rule.action == "block" for f in found) and any(f.rule.action == "flag" for f in found)
     assert len(rows) == 548 and blocked["review-1"] <= 1 and blocked["review-2"] <= 111, blocked
     assert blocked["review-3"] <= 5 and flagged <= 1, (blocked, flagged)
 
