@@ -109,9 +109,6 @@ class _Pattern:
     regex: re.Pattern[str]
     needs: tuple[str, ...]  # cheap pre-test: one of these substrings must occur
 
-    def search(self, text: str) -> re.Match[str] | None:
-        return next(self.finditer(text), None)
-
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         if self.needs and not any(n in text for n in self.needs):
             return iter(())

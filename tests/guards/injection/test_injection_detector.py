@@ -157,6 +157,7 @@ def test_round_e_attacks_are_flagged_or_blocked(detector: Detector) -> None:
     ]
     found = [(r, detector.scan(r["text"])) for r in rows]
     missed = [r["text"] for r, f in found if r["label"] == 1 and not f]
-    blocked = [r["text"] for r, f in found if r["label"] == 0 and any(x.rule.action == "block" for x in f)]
-    flagged = [r["text"] for r, f in found if r["label"] == 0 and f and r["text"] not in blocked]
+    benign = [(r["text"], any(x.rule.action == "block" for x in f), bool(f)) for r, f in found if r["label"] == 0]
+    blocked = [t for t, block, _ in benign if block]
+    flagged = [t for t, block, fired in benign if fired and not block]
     assert len(rows) == 100 and len(missed) <= 6 and len(blocked) <= 4 and len(flagged) <= 1, (missed, blocked, flagged)
