@@ -1,4 +1,4 @@
-"""Benign technical documents: the README (long description) of every installed package.
+"""Benign technical documents: the README (long description) of every pinned package.
 
 The injection data set has no technical documentation, so the learned heads read API
 docs (prompts, responses, clients, "you must") as half-suspicious: before these rows,
@@ -11,10 +11,12 @@ benches use (``injection_latency.PACKAGES``), are never trained on and measure i
     .venv/bin/python bench/readme_corpus.py heldout > readmes-heldout.jsonl
     HF_HUB_OFFLINE=1 .venv/bin/guardrail-proxy eval injection readmes-heldout.jsonl --surface tool
 
-The versions come from constraints.txt (all but rpds-py are pinned), yet on 2026-11-26 a
-machine set up by ``make setup`` gave 724 held-out chunks where the weights were trained
-with 731: retraining does not reproduce the shipped weights byte for byte there (cause not
-found; see docs/injection-detector.md, round E).
+Only distributions pinned in constraints.txt, at their pinned version, are read, so the
+chunks (and the weights trained on them) are the same on every machine set up by ``make
+setup``. Until 2026-11-26 every installed distribution was read (pip and setuptools, which
+``make setup`` upgrades to the newest on the index, the then unpinned rpds-py, anything
+else in the venv), and the chunks differed from one machine to the next, so a retrain did
+not give the shipped weights.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from __future__ import annotations
 import email
 import hashlib
 import json
+import re
 import sys
 from importlib import metadata
+from pathlib import Path
 
 CHUNK = 1000  # characters: about one detector window
 MIN_TAIL = 300  # a shorter remainder at the end of a README is dropped
@@ -32,6 +36,23 @@ CHECKED = {
     "aiohttp", "pydantic", "numpy", "pyyaml", "rapidfuzz", "scikit-learn", "redis", "prometheus-client", "jinja2",
     "click", "tokenizers", "scipy", "httpx", "openai", "presidio-analyzer", "spacy", "tqdm", "hypothesis", "matplotlib",
 }  # fmt: skip
+
+
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """{normalised name: version} of the ``name==version`` lines of constraints.txt."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[_norm(name)] = version.strip()
+    return pins
 
 
 def _chunks(body: str) -> list[str]:
@@ -50,10 +71,15 @@ def readmes() -> list[tuple[str, str, str]]:
     """(half, package, chunk) for every installed package's README, in a fixed order."""
     rows = []
     seen = set()
+    pins = pinned()
     for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        name = _norm(dist.metadata["Name"] or "")
         text = dist.read_text("METADATA")
-        if not name or name in seen or name.startswith("guardrail") or not text:
+        if not name or name in seen or not text:
+            continue
+        if pins.get(name) != dist.version.split("+")[0]:  # unpinned (pip, setuptools, this project) or another version
+            if name in pins:
+                print(f"readme_corpus: {name} {dist.version} is not the pinned {pins[name]}; skipped", file=sys.stderr)
             continue
         seen.add(name)
         body = email.message_from_string(text).get_payload()
