@@ -89,10 +89,22 @@ def char_grams(text: str, lo: int = CHAR_N[0], hi: int = CHAR_N[1]) -> Counter[s
 
 
 def _char_spans(text: str, gram: str) -> tuple[int, int]:
-    """Where ``gram`` (padding spaces stripped) first occurs in ``text``."""
+    """The first word of ``text`` that holds ``gram`` where the gram says (a padding space:
+    at the word's start or end): the span an explanation names, a whole word."""
     core = gram.strip()
-    at = text.find(core) if core else -1
-    return (at, at + len(core)) if at >= 0 else (0, 0)
+    if not core:
+        return (0, 0)
+    head = r"(?<!\S)" if gram.startswith(" ") else ""
+    tail = r"(?!\S)" if gram.endswith(" ") else ""
+    m = re.search(head + re.escape(core) + tail, text) or re.search(re.escape(core), text)
+    if m is None:
+        return (0, 0)
+    a, b = m.start(), m.end()
+    while a > 0 and not text[a - 1].isspace():
+        a -= 1
+    while b < len(text) and not text[b].isspace():
+        b += 1
+    return (a, b)
 
 
 INPUT_LAYERS = ("classifier", "semantic-exemplar")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, char_grams, logit, ngrams
+from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, _char_spans, char_grams, logit, ngrams
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.rules import load_rules
 from proxy.rules.loader import RuleLoadError
@@ -144,13 +144,13 @@ def test_char_grams_count_the_padded_pieces_of_each_word() -> None:
 
 def test_char_head_reads_pieces_of_words_the_word_head_never_saw(tmp_path: Path) -> None:
     """tf-idf of the known grams, L2-normalised: inflections and run-together words still
-    carry the pieces; the span is the strongest piece, found in the original text."""
+    carry the pieces; the span is the word that holds the strongest piece, in the original text."""
     write(tmp_path, CHARS_HEAD)
     det = Detector.from_loaded(load_rules(tmp_path))
     text = "Please do the Jailbreaking now."
     (hit,) = det.scan(text)
     assert hit.rule.id == "t.learned" and hit.layer == "classifier" and hit.risk >= 0.5
-    assert hit.span is not None and text[hit.span[0] : hit.span[1]].lower() in {"brea", "reak", "jai"}
+    assert hit.span is not None and text[hit.span[0] : hit.span[1]] == "Jailbreaking"
     assert not det.scan("the kitten and the kit")
     head = Head.load(tmp_path / "learned" / "head.json")
     assert head.chars("")[0] == pytest.approx(1 / (1 + np.exp(2.0)))  # no known gram: the intercept
@@ -292,3 +292,13 @@ def test_a_nan_score_never_blocks() -> None:
     from proxy.guards.injection.classifier_layer import sigmoid
 
     assert sigmoid(float("nan")) == 0.0 and sigmoid(100.0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("gram", "word"),
+    [("u ", "you"), (" yo", "you"), ("ead", "reads"), ("est ", "request"), (" re", "reads"), (" zz", "")],
+)
+def test_a_char_gram_is_explained_by_the_whole_word_it_came_from(gram: str, word: str) -> None:
+    text = "the interface reads it when you make the request"
+    a, b = _char_spans(text, gram)
+    assert text[a:b] == word
