@@ -11,11 +11,15 @@ attacks are made of, or the learned heads (word and char) give it less than ``ga
 ``gated`` mode it then embeds only the windows the heads gave at least ``gate`` (at most
 ``window_budget``, most suspicious first), so a long document with one odd paragraph pays
 for one window. Fusion rules then combine the heads' and the semantic scores of each view.
+On ``segment_surfaces`` (tool results by default) the learned layers and the fusion then
+read each segment of a long text on its own (``segments.py``), unless a blocking hit
+already settled it.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ from proxy.guards.injection.fuzzy_layer import FuzzyLayer
 from proxy.guards.injection.normalize import View, views
 from proxy.guards.injection.regex_layer import RegexLayer
 from proxy.guards.injection.rules import InjectionRule, LoadedRule, load_rules
+from proxy.guards.injection.segments import SEGMENT_MIN, SEGMENT_THRESHOLD, segment_spans
 from proxy.guards.injection.semantic_layer import SemanticLayer
 from proxy.verdicts import Hit
 
@@ -105,6 +110,8 @@ class Detector:
     rules_dir: Path | None = None  # where classifier rules' weights files are
     gate: float = 0.5  # gated mode: semantic only when a learned head gives at least this
     window_penalty: float = 0.0  # learned heads on n > 1 windows: logit - this x ln(n) (ClassifierLayer)
+    segment_surfaces: frozenset[str] = frozenset({"tool"})  # documents: fusion per segment too (segments.py)
+    segment_threshold: float = SEGMENT_THRESHOLD
     regex: RegexLayer = field(init=False)
     classifier: ClassifierLayer = field(init=False)
     fuzzy: FuzzyLayer = field(init=False)
@@ -151,25 +158,70 @@ class Detector:
         blocked = any(f.fired and f.rule.action == "block" for f in found)
         run_semantic = self.semantic is not None and not (self.short_circuit and blocked and not near)
         for v, t, (hits, wins) in zip(vs, texts, per_view, strict=True):
-            ran = False
-            if run_semantic and self.semantic is not None:
-                gate = self.classifier.gate_score(hits, surface)
-                gated = self.semantic_mode == "gated" and not near
-                if not (gated and (not CUES.search(t) or (gate is not None and gate < self.gate))):
-                    ran = True
-                    budget = None if near else self.window_budget
-                    if gated and gate is not None:  # the windows the heads find suspicious, most first
-                        sem, n = self.semantic.scan_counted(t, surface, budget, _window_rank(wins), self.gate)
-                    else:
-                        sem, n = self.semantic.scan_counted(t, surface, budget, _cue_rank(t))
-                    hits = hits + sem
-                    embedded += n
-                    found.extend(self._finding(v, h) for h in sem)
-            found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, ran, surface))
+            sem, n = self._semantic(t, hits, wins, surface, near) if run_semantic else (None, 0)
+            if sem is not None:
+                hits = hits + sem
+                embedded += n
+                found.extend(self._finding(v, h) for h in sem)
+            found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, sem is not None, surface))
+        blocked = any(f.fired and f.rule.action == "block" for f in found)
+        if surface in self.segment_surfaces and not (self.short_circuit and blocked and not near):
+            seg_found, n = self._segments(text, vs[0], texts[0], surface, run_semantic)
+            found.extend(seg_found)
+            embedded += n
         best = best_per_rule(found)
         out = Findings(best if near else [f for f in best if f.fired])
         out.windows = embedded
         return out
+
+    def _semantic(
+        self, t: str, hits: list[LayerHit], wins: list[tuple[Span, float]], surface: str, near: bool,
+        budget: int | None = None,
+    ) -> tuple[list[LayerHit] | None, int]:  # fmt: skip
+        """The semantic layer's hits on one model text and the windows it embedded; None
+        when ``gated`` mode skips it (no cue word, or the heads below ``gate``)."""
+        if self.semantic is None:
+            return None, 0
+        gate = self.classifier.gate_score(hits, surface)
+        gated = self.semantic_mode == "gated" and not near
+        if gated and (not CUES.search(t) or (gate is not None and gate < self.gate)):
+            return None, 0
+        budget = None if near else (self.window_budget if budget is None else budget)
+        if gated and gate is not None:  # the windows the heads find suspicious, most first
+            return self.semantic.scan_counted(t, surface, budget, _window_rank(wins), self.gate)
+        return self.semantic.scan_counted(t, surface, budget, _cue_rank(t))
+
+    def _segments(self, text: str, v: View, t: str, surface: str, run_semantic: bool) -> tuple[list[Finding], int]:
+        """The fusion on each segment of a document (``segments.py``) of the plain view ``v``
+        (model text ``t``), with findings only at ``segment_threshold``. Segments without a
+        cue word, or shorter than ``SEGMENT_MIN`` folded characters, are skipped; the
+        semantic layer reads at most ``window_budget`` segments, the most suspicious first."""
+        spans = segment_spans(text)
+        if len(spans) < 2 or not self.classifier.fusions:
+            return [], 0
+        origin = v.folded.origin
+        scored = []
+        for a, b in spans:
+            fa, fb = bisect_left(origin, a), bisect_left(origin, b)
+            seg = t[fa:fb]
+            if fb - fa < SEGMENT_MIN or not CUES.search(seg):
+                continue
+            heads, wins = self.classifier.scan_windows(seg, surface)
+            scored.append((max((h.score for h in heads), default=0.0), a, b, fa, seg, heads, wins))
+        left = len(spans) if self.window_budget is None else self.window_budget
+        out: list[Finding] = []
+        embedded = 0
+        for _, a, b, fa, seg, hits, wins in sorted(scored, key=lambda s: -s[0]):
+            sem, n = self._semantic(seg, hits, wins, surface, False, 1) if run_semantic and left > 0 else (None, 0)
+            if sem is not None:
+                hits = hits + sem
+                embedded += n
+                left -= 1
+            for h in self.classifier.fuse(hits, sem is not None, surface):
+                span = v.folded.span(fa + h.span[0], fa + h.span[1])
+                detail = f"segment {a}-{b}: {h.detail}"
+                out.append(Finding(h.rule, h.score, risk(h.score, self.segment_threshold), h.layer, span, "", detail))
+        return out, embedded
 
     def score(self, text: str, surface: str = "user") -> float:
         """The text's risk on one scale (0.5 = a rule's threshold), every layer run."""

@@ -16,7 +16,10 @@ which a text, or a window of it, skips the semantic layer, default 0.5),
 ``window_penalty`` (texts longer than one 1,000-character window: the learned heads'
 logits lowered by this x ln(windows), default 0; 0.2 cut false positives on long
 benign documents, at a cost in recall on attacks planted in them: see
-docs/injection-detector.md), ``cache_size``.
+docs/injection-detector.md), ``segment_surfaces`` (default ``[tool]``: where a long
+text is also read segment by segment, so a short instruction planted in a document is not
+diluted, see ``segments.py``), ``segment_threshold`` (the fusion's probability a segment
+must reach, default 0.9), ``cache_size``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from proxy.context import RequestContext
 from proxy.guards.injection import stats
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.fuse import Finding, verdict
-from proxy.guards.injection.rules import load_rules
+from proxy.guards.injection.rules import RuleSurface, load_rules
+from proxy.guards.injection.segments import SEGMENT_THRESHOLD
 from proxy.messages import PromptPart, prompt_parts
 from proxy.pipeline.guard import BuildContext
 from proxy.rules.loader import RuleLoadError
@@ -112,6 +116,17 @@ def build(bc: BuildContext) -> InjectionGuard:
         raise RuleLoadError(
             bc.rules_dir / "pipeline.yaml", "window_penalty must be a number >= 0", field="options.window_penalty"
         )
+    seg_surfaces = opts.get("segment_surfaces", ["tool"])
+    seg_threshold = opts.get("segment_threshold", SEGMENT_THRESHOLD)
+    if not isinstance(seg_surfaces, list) or not all(x in get_args(RuleSurface) for x in seg_surfaces):
+        msg = f"segment_surfaces must be a list of surfaces ({', '.join(get_args(RuleSurface))})"
+        raise RuleLoadError(bc.rules_dir / "pipeline.yaml", msg, field="options.segment_surfaces")
+    if isinstance(seg_threshold, bool) or not isinstance(seg_threshold, int | float) or not 0 < seg_threshold < 1:
+        raise RuleLoadError(
+            bc.rules_dir / "pipeline.yaml",
+            "segment_threshold must be a number between 0 and 1",
+            field="options.segment_threshold",
+        )
     detector = Detector.from_loaded(
         loaded,
         embedder,
@@ -119,6 +134,8 @@ def build(bc: BuildContext) -> InjectionGuard:
         window_budget=None if budget is None else int(budget),
         gate=float(opts.get("semantic_gate", 0.5)),
         window_penalty=penalty,
+        segment_surfaces=frozenset(seg_surfaces),
+        segment_threshold=float(seg_threshold),
     )
     return InjectionGuard(
         detector,

@@ -107,6 +107,21 @@ def test_bad_window_penalty_is_rejected(rules_copy: Path, value: object) -> None
     assert exc.value.field == "options.window_penalty"
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("segment_surfaces", "tool"), ("segment_surfaces", ["tool", "documents"]), ("segment_threshold", 1.5),
+     ("segment_threshold", "high"), ("segment_threshold", True)],
+)  # fmt: skip
+def test_bad_segment_options_are_rejected(rules_copy: Path, key: str, value: object) -> None:
+    path = rules_copy / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    next(e for e in data["request"] if e["guard"] == "injection").setdefault("options", {})[key] = value
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RuleLoadError) as exc:
+        build_ruleset(rules_copy)
+    assert exc.value.field == f"options.{key}"
+
+
 def test_file_model_is_exported_with_a_json_schema() -> None:
     schema = InjectionFile.model_json_schema()
     assert "rules" in schema["properties"]
