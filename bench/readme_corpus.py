@@ -68,7 +68,8 @@ def _chunks(body: str) -> list[str]:
 
 
 def readmes() -> list[tuple[str, str, str]]:
-    """(half, package, chunk) for every installed package's README, in a fixed order."""
+    """(half, package, chunk) for the README of every installed package pinned in constraints.txt
+    at its pinned version, in a fixed order."""
     rows = []
     seen = set()
     pins = pinned()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from proxy.evals.evasion import TRANSFORMS
+from proxy.guards.injection.segments import SEGMENT_THRESHOLD
 
 CONTEXT_ONLY = "/logic-violating"  # source tag of attacks that are attacks only against their system prompt
 
@@ -36,6 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="as the guard's semantic_gate option (rules/pipeline.yaml)")  # fmt: skip
     parser.add_argument("--semantic-windows", type=int, default=4, help="as the guard's semantic_windows option")
     parser.add_argument("--window-penalty", type=float, default=0.0, help="as the guard's window_penalty option")
+    parser.add_argument("--segment-surfaces", nargs="*", choices=["user", "tool", "tool_args", "prompt"],
+                        default=["tool"], help="as the guard's segment_surfaces option (none: whole-text windows only)")
+    parser.add_argument("--segment-threshold", type=float, default=SEGMENT_THRESHOLD,
+                        help="as the guard's segment_threshold option")
     parser.add_argument("--surface", choices=["user", "tool", "tool_args", "prompt"], default="user",
                         help="scan every row as this surface (tool: documents and tool results)")  # fmt: skip
     parser.add_argument("--evasion", action="store_true", help="also score evasion-transformed attacks")
@@ -111,7 +116,8 @@ def _detector(args: argparse.Namespace) -> Any:
         embedder = load_default()
     return Detector.from_loaded(
         loaded, embedder, semantic_mode=args.semantic, gate=args.semantic_gate, window_budget=args.semantic_windows,
-        window_penalty=args.window_penalty,
+        window_penalty=args.window_penalty, segment_surfaces=frozenset(args.segment_surfaces),
+        segment_threshold=args.segment_threshold,
     )  # fmt: skip
 
 
@@ -213,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
     plot(y, score, args.plot)
     report.update({"file": str(args.file), "rules": str(args.rules), "semantic": args.semantic,
                    "semantic_gate": args.semantic_gate, "semantic_windows": args.semantic_windows,
-                   "window_penalty": args.window_penalty,
-                   "surface": args.surface})  # fmt: skip
+                   "window_penalty": args.window_penalty, "segment_surfaces": args.segment_surfaces,
+                   "segment_threshold": args.segment_threshold, "surface": args.surface})  # fmt: skip
     args.report.write_text(json.dumps(report, indent=2))
     print(show(report))
     print(f"report: {args.report}  plot: {args.plot}")

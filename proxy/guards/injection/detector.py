@@ -166,7 +166,7 @@ class Detector:
             found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, sem is not None, surface))
         blocked = any(f.fired and f.rule.action == "block" for f in found)
         if surface in self.segment_surfaces and not (self.short_circuit and blocked and not near):
-            seg_found, n = self._segments(text, vs[0], texts[0], surface, run_semantic)
+            seg_found, n = self._segments(text, vs[0], texts[0], surface, run_semantic, embedded)
             found.extend(seg_found)
             embedded += n
         best = best_per_rule(found)
@@ -191,37 +191,43 @@ class Detector:
             return self.semantic.scan_counted(t, surface, budget, _window_rank(wins), self.gate)
         return self.semantic.scan_counted(t, surface, budget, _cue_rank(t))
 
-    def _segments(self, text: str, v: View, t: str, surface: str, run_semantic: bool) -> tuple[list[Finding], int]:
+    def _segments(
+        self, text: str, v: View, t: str, surface: str, run_semantic: bool, embedded: int
+    ) -> tuple[list[Finding], int]:
         """The fusion on each segment of a document (``segments.py``) of the plain view ``v``
-        (model text ``t``), with findings only at ``segment_threshold``. Segments without a
-        cue word, or shorter than ``SEGMENT_MIN`` folded characters, are skipped; the
-        semantic layer reads at most ``window_budget`` segments, the most suspicious first."""
+        (model text ``t``); a segment fires at ``segment_threshold`` (or the fusion rule's own
+        threshold, if higher) and names the segment as its span. Segments without a cue word,
+        shorter than ``SEGMENT_MIN`` folded characters or repeating an earlier one are
+        skipped. The semantic layer reads the segments the heads find most suspicious, within
+        what is left of ``window_budget`` after the whole text's ``embedded`` windows; it
+        stays gated under ``near`` too (``score``), so an eval costs what production does."""
         spans = segment_spans(text)
         if len(spans) < 2 or not self.classifier.fusions:
             return [], 0
         origin = v.folded.origin
-        scored = []
+        scored, seen = [], set()
         for a, b in spans:
             fa, fb = bisect_left(origin, a), bisect_left(origin, b)
             seg = t[fa:fb]
-            if fb - fa < SEGMENT_MIN or not CUES.search(seg):
+            if fb - fa < SEGMENT_MIN or seg in seen or not CUES.search(seg):
                 continue
+            seen.add(seg)
             heads, wins = self.classifier.scan_windows(seg, surface)
-            scored.append((max((h.score for h in heads), default=0.0), a, b, fa, seg, heads, wins))
-        left = len(spans) if self.window_budget is None else self.window_budget
+            scored.append((max((h.score for h in heads), default=0.0), a, b, seg, heads, wins))
+        left = len(scored) if self.window_budget is None else self.window_budget - embedded
         out: list[Finding] = []
-        embedded = 0
-        for _, a, b, fa, seg, hits, wins in sorted(scored, key=lambda s: -s[0]):
+        n_embedded = 0
+        for _, a, b, seg, hits, wins in sorted(scored, key=lambda s: -s[0]):
             sem, n = self._semantic(seg, hits, wins, surface, False, 1) if run_semantic and left > 0 else (None, 0)
             if sem is not None:
                 hits = hits + sem
-                embedded += n
-                left -= 1
+                n_embedded += n
+                left -= n
             for h in self.classifier.fuse(hits, sem is not None, surface):
-                span = v.folded.span(fa + h.span[0], fa + h.span[1])
+                cut = max(h.rule.cutoff, self.segment_threshold)
                 detail = f"segment {a}-{b}: {h.detail}"
-                out.append(Finding(h.rule, h.score, risk(h.score, self.segment_threshold), h.layer, span, "", detail))
-        return out, embedded
+                out.append(Finding(h.rule, h.score, risk(h.score, cut), h.layer, (a, b), "", detail))
+        return out, n_embedded
 
     def score(self, text: str, surface: str = "user") -> float:
         """The text's risk on one scale (0.5 = a rule's threshold), every layer run."""

@@ -29,13 +29,13 @@ import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 from proxy.context import RequestContext
 from proxy.guards.injection import stats
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.fuse import Finding, verdict
-from proxy.guards.injection.rules import RuleSurface, load_rules
+from proxy.guards.injection.rules import load_rules
 from proxy.guards.injection.segments import SEGMENT_THRESHOLD
 from proxy.messages import PromptPart, prompt_parts
 from proxy.pipeline.guard import BuildContext
@@ -118,8 +118,8 @@ def build(bc: BuildContext) -> InjectionGuard:
         )
     seg_surfaces = opts.get("segment_surfaces", ["tool"])
     seg_threshold = opts.get("segment_threshold", SEGMENT_THRESHOLD)
-    if not isinstance(seg_surfaces, list) or not all(x in get_args(RuleSurface) for x in seg_surfaces):
-        msg = f"segment_surfaces must be a list of surfaces ({', '.join(get_args(RuleSurface))})"
+    if not isinstance(seg_surfaces, list) or not all(x in DEFAULT_SURFACES for x in seg_surfaces):
+        msg = f"segment_surfaces must be a list of the surfaces this guard scans ({', '.join(DEFAULT_SURFACES)})"
         raise RuleLoadError(bc.rules_dir / "pipeline.yaml", msg, field="options.segment_surfaces")
     if isinstance(seg_threshold, bool) or not isinstance(seg_threshold, int | float) or not 0 < seg_threshold < 1:
         raise RuleLoadError(

@@ -14,7 +14,13 @@ The regex and fuzzy layers need no segments: they read the whole text and are no
 
 from __future__ import annotations
 
+import re
+
 SEGMENT = 300  # characters: about three sentences
+# A line longer than SEGMENT but at most this long is also a segment as a whole: cutting it
+# after sentence ends isolates an instruction appended to a one-line paragraph, but splits
+# a long one-line instruction (planted recall 0.673 -> 0.653 with the cut alone).
+WHOLE_LINE = 1000
 SEGMENT_MIN = 20  # folded characters: shorter segments (code lines, headings) are not read again
 # The fusion's probability a segment must reach: the heads' own threshold for firing alone.
 # 0.7 (above the best benign segment of the tuning sets, 0.54) blocked 4 of 719 held-out
@@ -23,27 +29,62 @@ SEGMENT_MIN = 20  # folded characters: shorter segments (code lines, headings) a
 SEGMENT_THRESHOLD = 0.9
 
 
+# Every line break the folding step reads as whitespace, CRLF first.
+_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# Where a long line (a paragraph written on one line) may be cut: after a sentence's end.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for m in _BREAK.finditer(text):
+        out.append((pos, m.start()))
+        pos = m.end()
+    out.append((pos, len(text)))
+    return out
+
+
+def _pieces(text: str, a: int, b: int, size: int) -> list[tuple[int, int]]:
+    """A line longer than ``size`` cut after sentence ends into runs of at most ``size``
+    characters (a longer sentence stays whole); a shorter line as it is."""
+    if b - a <= size:
+        return [(a, b)]
+    out: list[tuple[int, int]] = []
+    start, prev = a, None  # prev: (end, next start) of the last sentence end in the run
+    ends = [(m.start(), m.end()) for m in _SENTENCE_END.finditer(text, a, b)] + [(b, b)]
+    for e, nxt in ends:
+        if prev is not None and e - start > size:
+            out.append((start, prev[0]))
+            start = prev[1]
+        prev = (e, nxt) if e > start else None
+    out.append((start, b))
+    return out
+
+
 def segment_spans(text: str, size: int = SEGMENT) -> list[tuple[int, int]]:
     """(start, end) of each segment: consecutive non-blank lines, joined while the run
-    stays within ``size`` characters (a longer line is a segment of its own, which the
-    heads read in windows as usual). Blank lines end a segment."""
+    stays within ``size`` characters; a line longer than ``size`` (a paragraph on one line)
+    is cut after sentence ends, and is one more segment as a whole when it holds at most
+    ``WHOLE_LINE`` characters (those come last). Blank lines end a segment. Any line break counts (LF, CRLF,
+    CR, U+2028 and the others the folding step reads as whitespace)."""
     spans: list[tuple[int, int]] = []
+    whole: list[tuple[int, int]] = []  # long lines of up to WHOLE_LINE characters, read whole as well
     start = end = -1
-    pos = 0
-    for line in text.split("\n"):
-        a, b = pos, pos + len(line)
-        pos = b + 1
-        if not line.strip():
+    for a, b in _lines(text):
+        if not text[a:b].strip():
             if start >= 0:
                 spans.append((start, end))
                 start = -1
             continue
-        if start >= 0 and b - start > size:
-            spans.append((start, end))
-            start = -1
-        if start < 0:
-            start = a
-        end = b
+        if size < b - a <= WHOLE_LINE:
+            whole.append((a, b))
+        for pa, pb in _pieces(text, a, b, size):
+            if start >= 0 and pb - start > size:
+                spans.append((start, end))
+                start = -1
+            if start < 0:
+                start = pa
+            end = pb
     if start >= 0:
         spans.append((start, end))
-    return spans
+    return spans + whole

