@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from proxy.evals.evasion import TRANSFORMS
-from proxy.guards.injection.segments import SEGMENT_THRESHOLD
+from proxy.guards.injection.segments import SEGMENT_SURFACES, SEGMENT_THRESHOLD
 
+SURFACES = ["user", "tool", "tool_args", "prompt"]  # what the injection guard scans
 CONTEXT_ONLY = "/logic-violating"  # source tag of attacks that are attacks only against their system prompt
 
 
@@ -37,11 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="as the guard's semantic_gate option (rules/pipeline.yaml)")  # fmt: skip
     parser.add_argument("--semantic-windows", type=int, default=4, help="as the guard's semantic_windows option")
     parser.add_argument("--window-penalty", type=float, default=0.0, help="as the guard's window_penalty option")
-    parser.add_argument("--segment-surfaces", nargs="*", choices=["user", "tool", "tool_args", "prompt"],
-                        default=["tool"], help="as the guard's segment_surfaces option (none: whole-text windows only)")
+    parser.add_argument("--segment-surfaces", nargs="*", choices=SURFACES,
+                        default=list(SEGMENT_SURFACES),
+                        help="as the guard's segment_surfaces option (none: whole-text windows only)")
     parser.add_argument("--segment-threshold", type=float, default=SEGMENT_THRESHOLD,
                         help="as the guard's segment_threshold option")
-    parser.add_argument("--surface", choices=["user", "tool", "tool_args", "prompt"], default="user",
+    parser.add_argument("--surface", choices=SURFACES, default="user",
                         help="scan every row as this surface (tool: documents and tool results)")  # fmt: skip
     parser.add_argument("--evasion", action="store_true", help="also score evasion-transformed attacks")
     parser.add_argument("--evasion-sample", type=int, default=0, help="evasion on N attacks (seeded sample; 0 = all)")

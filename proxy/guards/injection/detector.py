@@ -31,7 +31,7 @@ from proxy.guards.injection.fuzzy_layer import FuzzyLayer
 from proxy.guards.injection.normalize import View, views
 from proxy.guards.injection.regex_layer import RegexLayer
 from proxy.guards.injection.rules import InjectionRule, LoadedRule, load_rules
-from proxy.guards.injection.segments import SEGMENT_MIN, SEGMENT_THRESHOLD, segment_spans
+from proxy.guards.injection.segments import SEGMENT_MIN, SEGMENT_SURFACES, SEGMENT_THRESHOLD, segment_spans
 from proxy.guards.injection.semantic_layer import SemanticLayer
 from proxy.verdicts import Hit
 
@@ -110,7 +110,7 @@ class Detector:
     rules_dir: Path | None = None  # where classifier rules' weights files are
     gate: float = 0.5  # gated mode: semantic only when a learned head gives at least this
     window_penalty: float = 0.0  # learned heads on n > 1 windows: logit - this x ln(n) (ClassifierLayer)
-    segment_surfaces: frozenset[str] = frozenset({"tool"})  # documents: fusion per segment too (segments.py)
+    segment_surfaces: frozenset[str] = frozenset(SEGMENT_SURFACES)  # fusion per segment too (segments.py)
     segment_threshold: float = SEGMENT_THRESHOLD
     regex: RegexLayer = field(init=False)
     classifier: ClassifierLayer = field(init=False)
@@ -155,8 +155,7 @@ class Detector:
             hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + heads
             per_view.append((hits, wins))
             found.extend(self._finding(v, h) for h in hits)
-        blocked = any(f.fired and f.rule.action == "block" for f in found)
-        run_semantic = self.semantic is not None and not (self.short_circuit and blocked and not near)
+        run_semantic = self.semantic is not None and not self._settled(found, near)
         for v, t, (hits, wins) in zip(vs, texts, per_view, strict=True):
             sem, n = self._semantic(t, hits, wins, surface, near) if run_semantic else (None, 0)
             if sem is not None:
@@ -164,8 +163,7 @@ class Detector:
                 embedded += n
                 found.extend(self._finding(v, h) for h in sem)
             found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, sem is not None, surface))
-        blocked = any(f.fired and f.rule.action == "block" for f in found)
-        if surface in self.segment_surfaces and not (self.short_circuit and blocked and not near):
+        if surface in self.segment_surfaces and not self._settled(found, near):
             seg_found, n = self._segments(text, vs[0], texts[0], surface, run_semantic, embedded)
             found.extend(seg_found)
             embedded += n
@@ -173,6 +171,10 @@ class Detector:
         out = Findings(best if near else [f for f in best if f.fired])
         out.windows = embedded
         return out
+
+    def _settled(self, found: list[Finding], near: bool) -> bool:
+        """A blocking hit makes the costlier layers moot (``short_circuit``), unless ``near``."""
+        return self.short_circuit and not near and any(f.fired and f.rule.action == "block" for f in found)
 
     def _semantic(
         self, t: str, hits: list[LayerHit], wins: list[tuple[Span, float]], surface: str, near: bool,

@@ -36,7 +36,7 @@ from proxy.guards.injection import stats
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.fuse import Finding, verdict
 from proxy.guards.injection.rules import load_rules
-from proxy.guards.injection.segments import SEGMENT_THRESHOLD
+from proxy.guards.injection.segments import SEGMENT_SURFACES, SEGMENT_THRESHOLD
 from proxy.messages import PromptPart, prompt_parts
 from proxy.pipeline.guard import BuildContext
 from proxy.rules.loader import RuleLoadError
@@ -116,7 +116,7 @@ def build(bc: BuildContext) -> InjectionGuard:
         raise RuleLoadError(
             bc.rules_dir / "pipeline.yaml", "window_penalty must be a number >= 0", field="options.window_penalty"
         )
-    seg_surfaces = opts.get("segment_surfaces", ["tool"])
+    seg_surfaces = opts.get("segment_surfaces", list(SEGMENT_SURFACES))
     seg_threshold = opts.get("segment_threshold", SEGMENT_THRESHOLD)
     if not isinstance(seg_surfaces, list) or not all(x in DEFAULT_SURFACES for x in seg_surfaces):
         msg = f"segment_surfaces must be a list of the surfaces this guard scans ({', '.join(DEFAULT_SURFACES)})"

@@ -4,9 +4,9 @@ A short instruction planted in a long tool result (a web page, an e-mail, a file
 diluted in the learned heads' 1,000-character windows: on 150 short train attacks planted
 in 8 KB documents of docstrings, the detector caught 0.527 where the same attacks on their
 own gave 0.827 (0.673 with segments; ``bench/injection_documents.py``). So on the surfaces
-where documents arrive (``tool`` by default), the detector also fuses the heads' and the
-semantic scores of each segment: runs of whole lines of at most ``SEGMENT`` characters, cut at blank
-lines. A segment fires only at a stricter fusion threshold than a whole text
+where documents arrive (``SEGMENT_SURFACES``), the detector also fuses the heads' and the
+semantic scores of each segment: runs of whole lines of at most ``SEGMENT`` characters, cut
+at blank lines. A segment fires only at a stricter fusion threshold than a whole text
 (``SEGMENT_THRESHOLD``), since a document gives one chance at a false positive per segment;
 the detector skips segments without a cue word and reads them in the text it already folded.
 The regex and fuzzy layers need no segments: they read the whole text and are not diluted.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+SEGMENT_SURFACES = ("tool",)  # the default: where documents and tool results arrive
 SEGMENT = 300  # characters: about three sentences
 # A line longer than SEGMENT but at most this long is also a segment as a whole: cutting it
 # after sentence ends isolates an instruction appended to a one-line paragraph, but splits
@@ -65,8 +66,8 @@ def segment_spans(text: str, size: int = SEGMENT) -> list[tuple[int, int]]:
     """(start, end) of each segment: consecutive non-blank lines, joined while the run
     stays within ``size`` characters; a line longer than ``size`` (a paragraph on one line)
     is cut after sentence ends, and is one more segment as a whole when it holds at most
-    ``WHOLE_LINE`` characters (those come last). Blank lines end a segment. Any line break counts (LF, CRLF,
-    CR, U+2028 and the others the folding step reads as whitespace)."""
+    ``WHOLE_LINE`` characters (those come last). Blank lines end a segment. Any line break
+    counts (LF, CRLF, CR, U+2028 and the others the folding step reads as whitespace)."""
     spans: list[tuple[int, int]] = []
     whole: list[tuple[int, int]] = []  # long lines of up to WHOLE_LINE characters, read whole as well
     start = end = -1
