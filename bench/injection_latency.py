@@ -1,6 +1,7 @@
 """Injection detector latency on 1 KB and 10 KB prompts, pinned to one core.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_latency.py [--n 200] [--core 1] [--prose FILE.jsonl|stdlib]
+        [--sizes 1000,10000] [--surface user|tool]
 
 Measures ``Detector.scan`` (what the guard runs in ``services.cpu``) on texts that are
 all different (no cache hits), in three shapes per size:
@@ -108,7 +109,12 @@ def main() -> int:
     ap.add_argument("--prose", type=Path, help="JSONL whose 'text' fields replace the 12 built-in sentences "
                     "(varied words: the char head's word cache stays cold, as on real traffic), "
                     "or 'stdlib': the standard library's docstrings")  # fmt: skip
+    ap.add_argument(
+        "--sizes", default="1000,10000", help="characters per text, comma-separated (100000: a long tool result)"
+    )
+    ap.add_argument("--surface", default="user", help="the surface scanned (tool: segments too, as on tool results)")
     args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
     if args.prose == Path("stdlib"):
         PROSE[:] = stdlib_docs()
     elif args.prose:
@@ -128,17 +134,18 @@ def main() -> int:
     det = Detector.from_loaded(load_rules(REPO / "rules" / "injection"), embedder, semantic_mode=args.semantic)
     rnd = random.Random(7)
     det.scan(text_of(1000, rnd, CUED))  # warm-up: first call pays for lazy init
-    print(f"pinned to core {args.core}, 1 thread, embedder {embedder.backend}, semantic={args.semantic}, n={args.n}")
+    print(f"pinned to core {args.core}, 1 thread, embedder {embedder.backend}, semantic={args.semantic}, n={args.n}, "
+          f"surface {args.surface}")  # fmt: skip
     print(f"{'case':22s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
-    for size in (1000, 10000):
+    for size in sizes:
         for shape, extra in (("plain", ""), ("cued", CUED), ("attack", ATTACK)):
-            n = args.n if size == 1000 else max(20, args.n // 5)
+            n = args.n if size <= 1000 else max(20, args.n // 5) if size <= 10000 else max(5, args.n // 20)
             texts = [text_of(size, rnd, extra) for _ in range(n)]
             for label in ("", "resent"):
                 lat = []
                 for t in texts:
                     t0 = time.perf_counter()
-                    det.scan(t)
+                    det.scan(t, surface=args.surface)
                     lat.append((time.perf_counter() - t0) * 1000)
                 case = f"{size // 1000}KB {shape}{' ' + label if label else ''}"
                 p50, p95 = pct(lat, 50), pct(lat, 95)

@@ -10,6 +10,7 @@ occur in the text.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -40,13 +41,19 @@ class _Windows:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = [m.span() for m in re.finditer(r"\S+", text)]
-        self.words = [text[a:b] for a, b in self.tokens]
+        self._starts = [a for a, _ in self.tokens]
         self._stem_at: dict[str, list[int]] = {}
 
     def _where(self, stem: str) -> list[int]:
         got = self._stem_at.get(stem)
         if got is None:
-            got = [i for i, w in enumerate(self.words) if stem in w] if stem in self.text else []
+            got = []  # the words holding an occurrence (a stem has no space: inside one token)
+            i = self.text.find(stem)
+            while i >= 0:
+                k = bisect_right(self._starts, i) - 1
+                if not got or got[-1] != k:
+                    got.append(k)
+                i = self.text.find(stem, i + 1)
             self._stem_at[stem] = got
         return got
 

@@ -2,21 +2,25 @@
 
 Patterns run against the folded (case-folded) text and, when it differs, the
 leetspeak-folded text.
-A rule with ``keywords`` runs only if one of them occurs in the text (a plain substring
-test, much cheaper than the regexes); rules without keywords always run. Each pattern
-also gets an automatic pre-test: the literals its first group starts with
-(``\\b(ignore|disregard)…`` → "ignore", "disregard"), since Python's ``re`` tries every
-alternative at every position and is slow on such patterns.
+A rule with ``keywords`` runs only if one of them occurs in the text; rules without
+keywords always run. Each pattern also gets its leading literals, found automatically
+(``\\b(ignore|disregard)…`` → "ignore", "disregard"): a match can only start where one of
+them occurs, and the pattern is tried only there, since Python's ``re`` tries every
+look-behind and alternative at every position and is slow on such patterns. One
+Aho-Corasick pass over each text finds every keyword and every literal.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import re._constants as _c  # the parser ``re`` compiles with (3.11+): to find literal prefixes
 import re._parser as _p
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import ahocorasick
 
 from proxy.guards.injection.fuse import LayerHit
 from proxy.guards.injection.normalize import View
@@ -104,15 +108,45 @@ def _flags(pattern: str) -> int:
     return re.S | (re.I if any(ch != ch.lower() for ch in bare) else 0)
 
 
+# more than one candidate start per this many characters: one ordinary scan is cheaper
+# (a ``match`` call from Python costs about as much as ``re`` trying ~10 positions)
+ANCHORED_SPACING = 10
+
+
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     regex: re.Pattern[str]
-    needs: tuple[str, ...]  # cheap pre-test: one of these substrings must occur
+    needs: tuple[str, ...]  # a match starts where one of these literals occurs
+    key: int = 0  # its index among the layer's patterns
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        if self.needs and not any(n in text for n in self.needs):
+    def finditer(self, text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+        """``regex.finditer(text)``, tried only where a match can start.
+
+        A match starts at an occurrence of one of ``needs`` (``starts``: where they occur in
+        ``text``, None: nowhere), so the pattern is tried there only (``match`` at that
+        position; lookbehinds and ``\\b`` still see what comes before) instead of at every
+        position: ``re`` runs a pattern's lookbehinds and alternatives at each position,
+        which made this layer take 2 s of a 100 KB document. The same matches in the same
+        order, not overlapping (a start inside the previous match is skipped, as
+        ``finditer`` resumes after it)."""
+        if not self.needs:
+            return self.regex.finditer(text)
+        if not starts:
             return iter(())
-        return self.regex.finditer(text)
+        unique = sorted(set(starts))  # two literals can start at one position ("mostra", "mostra-me")
+        if len(unique) * ANCHORED_SPACING > len(text):
+            return self.regex.finditer(text)
+        return self._anchored(text, unique)
+
+    def _anchored(self, text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+        resume = 0
+        for i in starts:
+            if i < resume:
+                continue
+            m = self.regex.match(text, i)
+            if m is not None:
+                yield m
+                resume = max(m.end(), i + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +156,11 @@ class _Compiled:
     keywords: tuple[str, ...]
     unless: tuple[re.Pattern[str], ...] = ()
 
-    def first(self, texts: list[str]) -> re.Match[str] | None:
+    def first(self, texts: list[str], starts: list[dict[int, list[int]]]) -> re.Match[str] | None:
         """The first match in ``texts`` that no ``unless`` pattern vetoes (in its sentence)."""
-        for t in texts:
+        for t, at in zip(texts, starts, strict=True):
             for p in self.patterns:
-                for m in p.finditer(t):
+                for m in p.finditer(t, at.get(p.key)):
                     if not self.unless or not _vetoed(self.unless, t, m):
                         return m
         return None
@@ -142,33 +176,72 @@ def _vetoed(unless: tuple[re.Pattern[str], ...], text: str, m: re.Match[str]) ->
     return any(u.search(text, start, end) for u in unless)
 
 
+class _Index:
+    """One pass over a text (Aho-Corasick) for every rule's keywords and every pattern's
+    leading literals: which rules' keywords occur, and where each pattern can start."""
+
+    def __init__(self, rules: tuple[_Compiled, ...]) -> None:
+        self._patterns: dict[str, list[int]] = {}  # literal -> keys of the patterns starting with it
+        self._rules: dict[str, list[int]] = {}  # keyword -> indices of the rules it belongs to
+        for ri, c in enumerate(rules):
+            for p in c.patterns:
+                for n in p.needs:
+                    self._patterns.setdefault(n, []).append(p.key)
+            for k in c.keywords:
+                self._rules.setdefault(k, []).append(ri)
+        self._automaton: Any = None
+        if self._patterns or self._rules:
+            self._automaton = ahocorasick.Automaton()
+            for word in self._patterns.keys() | self._rules.keys():
+                self._automaton.add_word(word, word)
+            self._automaton.make_automaton()
+
+    def read(self, text: str, keyed: set[int]) -> dict[int, list[int]]:
+        """{pattern key: where it can start (unsorted)}; adds to ``keyed`` the rules one of whose
+        keywords occurs."""
+        at: dict[str, list[int]] = {}
+        if self._automaton is not None:
+            for end, word in self._automaton.iter(text):
+                at.setdefault(word, []).append(end - len(word) + 1)
+        starts: dict[int, list[int]] = {}
+        for word, where in at.items():
+            keyed.update(self._rules.get(word, ()))
+            for key in self._patterns.get(word, ()):
+                starts.setdefault(key, []).extend(where)
+        return starts
+
+
 class RegexLayer:
     name = "regex"
 
     def __init__(self, rules: tuple[InjectionRule, ...]) -> None:
+        key = itertools.count()
         self._rules = tuple(
             _Compiled(
                 r,
-                tuple(_Pattern(re.compile(p, _flags(p)), literal_prefixes(p)) for p in r.patterns),
+                tuple(_Pattern(re.compile(p, _flags(p)), literal_prefixes(p), next(key)) for p in r.patterns),
                 tuple(k.lower() for k in r.keywords),
                 tuple(re.compile(u, _flags(u)) for u in r.unless),
             )
             for r in rules
             if r.kind == "regex"
         )
+        self._index = _Index(self._rules)
 
     def __len__(self) -> int:
         return len(self._rules)
 
     def scan(self, view: View, surface: str = "user") -> list[LayerHit]:
         texts = [view.folded.text] if view.leet == view.folded.text else [view.folded.text, view.leet]
+        keyed: set[int] = set()  # rules one of whose keywords occurs in one of the texts
+        starts = [self._index.read(t, keyed) for t in texts]
         hits: list[LayerHit] = []
-        for c in self._rules:
+        for ri, c in enumerate(self._rules):
             if surface not in c.rule.surfaces:
                 continue
-            if c.keywords and not any(k in t for t in texts for k in c.keywords):
+            if c.keywords and ri not in keyed:
                 continue
-            found = c.first(texts)
-            if found is not None:
-                hits.append(LayerHit(c.rule, 1.0, self.name, found.span(), found.group()[:80]))
+            m = c.first(texts, starts)
+            if m is not None:
+                hits.append(LayerHit(c.rule, 1.0, self.name, m.span(), m.group()[:80]))
         return hits

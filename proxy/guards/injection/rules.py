@@ -83,6 +83,8 @@ class InjectionRule(Strict):
                 raise ValueError(f"a {self.kind} rule must not have {other!r}")
         if self.keywords and self.kind != "regex":
             raise ValueError("keywords are a pre-filter for regex rules only")
+        if "" in self.keywords:
+            raise ValueError("an empty keyword would let every text through the pre-filter: remove it")
         if self.unless and self.kind != "regex":
             raise ValueError("unless holds exceptions for regex rules only")
         return self

@@ -58,6 +58,12 @@ def test_kind_needs_its_field(tmp_path: Path) -> None:
     assert err.rule_id == "t.phrase" and "phrases" in str(err)
 
 
+def test_an_empty_keyword_is_rejected(tmp_path: Path) -> None:
+    write(tmp_path, {**GOOD, "keywords": ["ignore", ""]})
+    err = load_error(tmp_path)
+    assert err.rule_id == "t.override" and "empty keyword" in str(err)
+
+
 def test_bad_action_and_threshold(tmp_path: Path) -> None:
     write(tmp_path, {**GOOD, "action": "explode"})
     assert load_error(tmp_path).field == "rules.0.action"
