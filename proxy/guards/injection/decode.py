@@ -1,9 +1,11 @@
 """Decoding the encoded or split payloads embedded in a text (``decodings``).
 
 Embedded base64, hex, binary octets (8-bit groups), URL-encoding, rot13 (when cued or when
-the text reads better rotated), Pig Latin runs, and payloads split into string literals
-("rev" + "eal", or a = "ignore all", b = " rules") are decoded; ``normalize.views`` folds
-each decoding and scans it as a view of its own.
+the text reads better rotated), text written backwards (when cued, or lines that read better
+reversed), Unicode tag characters (invisible letters that spell ASCII, "ASCII smuggling"),
+Pig Latin runs, and payloads split into string literals ("rev" + "eal", or a = "ignore
+all", b = " rules") are decoded; ``normalize.views`` folds each decoding and scans it as a
+view of its own.
 """
 
 from __future__ import annotations
@@ -117,6 +119,49 @@ def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
 # iCal text, glues its n onto the next word ("\\nIgnore" folds to "nignore"); not after another
 # backslash (an escaped backslash). Read as spaces in a view of its own, not in the folded
 # text itself, where it would cut the first letter off a word ("\\rules" -> " ules").
+# U+E0020..U+E007E mirror printable ASCII and render as nothing; folding drops them (they are
+# format characters), so a payload written in them would otherwise vanish unread. Emoji
+# subdivision flags use a few (England: tags "gbeng"), harmless once decoded.
+_TAGS = re.compile("[\U000e0020-\U000e007e]")
+MIN_TAGS = 4
+# text written backwards: a cue, or lines with English function words reversed
+_REVERSE_CUE = re.compile(r"\b(revers(e|ed|ing)|backwards?|right[\s-]to[\s-]left|mirror(ed)?)\b", re.I)
+_REVERSED_WORDS = re.compile(r"\b(eht|dna|uoy|ruoy|siht|taht|rof|htiw|evah|tahw|erofeb|lla)\b", re.I)
+_CUE_STEMS = ("revers", "backward", "right", "mirror")
+_REVERSED_STEMS = ("eht", "dna", "uoy", "siht", "taht", "rof", "htiw", "evah", "tahw", "erofeb", "lla")
+MAX_REVERSED_LINES = 50
+MAX_REVERSED_WHOLE = 2000
+
+
+def _tags(text: str) -> str | None:
+    """``text`` with its tag characters read as the ASCII they mirror."""
+    if len(_TAGS.findall(text)) < MIN_TAGS:
+        return None
+    return _TAGS.sub(lambda m: chr(ord(m.group()) - 0xE0000), text)
+
+
+def _reversed(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """A short text (up to 2,000 characters) reversed whole when a cue asks for it; else
+    each line (up to 50, joined) that has more English function words read backwards than
+    forwards. Long texts are not reversed whole: a cue word is common in them ("reverse
+    proxy"), and a second full view would double their cost."""
+    low = text[:20000].lower()  # substring pre-tests: the regexes below are slow on long texts
+    if len(text) <= MAX_REVERSED_WHOLE and any(c in low for c in _CUE_STEMS) and _REVERSE_CUE.search(text):
+        return [(text[::-1], (0, len(text)))]
+    if sum(low.count(w) for w in _REVERSED_STEMS) < 2 or len(_REVERSED_WORDS.findall(text, 0, 20000)) < 2:
+        return []
+    lines, first, last = [], len(text), 0
+    pos = 0
+    for line in text.split("\n"):
+        if len(_REVERSED_WORDS.findall(line)) >= 2 and _englishness(line[::-1]) > 2 * _englishness(line):
+            lines.append(line[::-1])
+            first, last = min(first, pos), pos + len(line)
+            if len(lines) >= MAX_REVERSED_LINES:
+                break
+        pos += len(line) + 1
+    return [("\n".join(lines), (first, last))] if lines else []
+
+
 _ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
 MIN_ESCAPES = 2
 
@@ -142,6 +187,10 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
             found.append(("url", got, (0, len(text))))
     if len(_ESCAPED_BREAK.findall(text)) >= MIN_ESCAPES:
         found.append(("escapes", _ESCAPED_BREAK.sub(" ", text), (0, len(text))))
+    tags = _tags(text)
+    if tags is not None:
+        found.append(("tags", tags, (0, len(text))))
+    found.extend(("reversed", got, span) for got, span in _reversed(text))
     found.extend(("pig-latin", got, span) for got, span in _pig_latin(text))
     found.extend(("pieces", got, span) for got, span in _pieces(text))
     sample = text[:2000]

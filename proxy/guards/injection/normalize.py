@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,6 +73,8 @@ _STRETCH = re.compile(r"(?<!\S)\S(?: \S)*(?:\s{2,}\S(?: \S)*)*(?!\S)")
 _LETTER_RUN = re.compile(r"(?<!\S)[^\W\d_](?: [^\W\d_]){3,}(?!\S)")
 _LEET_WORD = re.compile(r"[a-z0-9@$!|]*(?:[a-z][a-z0-9@$!|]*[0-9@$!|]|[0-9@$!|][a-z0-9@$!|]*[a-z])[a-z0-9@$!|]*")
 _LEET_CHARS = re.compile(r"[0-9@$!|]")
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
     """A folded text and, for each of its characters, the index in the original.
@@ -84,6 +87,18 @@ class Folded:
     text: str
     origin: tuple[int, ...]
     wide: tuple[tuple[int, int], ...] = ()
+    breaks: tuple[int, ...] = ()  # the spaces of ``text`` that stand for a line break
+
+    def lined(self, text: str | None = None) -> str:
+        """``text`` (default: the folded text; or its leet folding, same length) with its line
+        breaks back: for patterns anchored at the start of a line, ``(^|\\n)``."""
+        text = self.text if text is None else text
+        if not self.breaks:
+            return text
+        chars = list(text)
+        for i in self.breaks:
+            chars[i] = "\n"
+        return "".join(chars)
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span a folded span ``[start, end)`` came from."""
@@ -242,7 +257,21 @@ def fold(text: str) -> Folded:
         s, origin = _compose_hangul(s, origin, wide)
         if not _SEPARATED.search(s):
             break
-    return Folded(s, tuple(origin), tuple(sorted(wide.items())))
+    return Folded(s, tuple(origin), tuple(sorted(wide.items())), _breaks(text, s, origin))
+
+
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _breaks(text: str, folded: str, origin: list[int]) -> tuple[int, ...]:
+    """The folded spaces whose whitespace run held a line break (a run is folded to one space
+    whose origin is the run's first character)."""
+    out: list[int] = []
+    for m in _LINE_BREAK.finditer(text):
+        k = bisect_right(origin, m.start()) - 1
+        if k >= 0 and folded[k] == " " and (not out or out[-1] != k):
+            out.append(k)
+    return tuple(out)
 
 
 def leet(text: str) -> str:
@@ -263,7 +292,7 @@ def views(text: str, depth: int = 2, _via: str = "", _at: tuple[int, int] | None
     for via, decoded, span in decodings(text):
         where = span if _at is None else _at
         name = via if not _via else f"{_via}>{via}"
-        if via == "rot13" and "rot13" in _via:
+        if via in ("rot13", "reversed") and via in _via:  # each undoes itself
             continue
         out.extend(views(decoded, depth - 1, name, where))
     return out

@@ -94,6 +94,35 @@ def literal_prefixes(pattern: str) -> tuple[str, ...]:
     return _prefixes(items) or ()
 
 
+def _mentions_lines(items: Any) -> bool:
+    for op, av in items:
+        if op == _c.LITERAL and av == 10:  # a bare \\n
+            return True
+        if op == _c.IN and (_c.LITERAL, 10) in av and (_c.NEGATE, None) not in av:  # [:\\n], not [^.\\n]
+            return True
+        if op == _c.AT and av in (_c.AT_BEGINNING, _c.AT_BEGINNING_LINE):
+            return True
+        if op == _c.SUBPATTERN and _mentions_lines(av[-1]):
+            return True
+        if op == _c.BRANCH and any(_mentions_lines(b) for b in av[1]):
+            return True
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT) and _mentions_lines(av[2]):
+            return True
+        if op in (_c.ASSERT, _c.ASSERT_NOT) and _mentions_lines(av[1]):
+            return True
+    return False
+
+
+def line_anchored(pattern: str) -> bool:
+    """Does ``pattern`` look for a line start (``^``, ``(^|\\n)``, a bare ``\\n``)? It then
+    reads the folded text with its line breaks back (``Folded.lined``): folding turns every
+    line break into a space, where such a pattern could only match at the very start."""
+    try:
+        return _mentions_lines(_p.parse(pattern, re.I))
+    except re.error:
+        return False
+
+
 _ESCAPE = re.compile(r"\\(.)", re.S)
 _OCTAL = re.compile(r"\\[0-7]{3}")
 
@@ -118,6 +147,7 @@ class _Pattern:
     regex: re.Pattern[str]
     needs: tuple[str, ...]  # a match starts where one of these literals occurs
     key: int = 0  # its index among the layer's patterns
+    lines: bool = False  # reads the text with its line breaks (``line_anchored``)
 
     def finditer(self, text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
         """``regex.finditer(text)``, tried only where a match can start.
@@ -156,11 +186,12 @@ class _Compiled:
     keywords: tuple[str, ...]
     unless: tuple[re.Pattern[str], ...] = ()
 
-    def first(self, texts: list[str], starts: list[dict[int, list[int]]]) -> re.Match[str] | None:
-        """The first match in ``texts`` that no ``unless`` pattern vetoes (in its sentence)."""
-        for t, at in zip(texts, starts, strict=True):
+    def first(self, texts: list[str], starts: list[dict[int, list[int]]], lined: list[str]) -> re.Match[str] | None:
+        """The first match in ``texts`` (``lined``: the same with line breaks, for the patterns
+        that look for them) that no ``unless`` pattern vetoes (in its sentence)."""
+        for t, at, tl in zip(texts, starts, lined, strict=True):
             for p in self.patterns:
-                for m in p.finditer(t, at.get(p.key)):
+                for m in p.finditer(tl if p.lines else t, at.get(p.key)):
                     if not self.unless or not _vetoed(self.unless, t, m):
                         return m
         return None
@@ -211,6 +242,12 @@ class _Index:
         return starts
 
 
+def _pattern(source: str, key: int) -> _Pattern:
+    lines = line_anchored(source)
+    # a literal may straddle a line break in the lined text: no anchored starts for these
+    return _Pattern(re.compile(source, _flags(source)), () if lines else literal_prefixes(source), key, lines)
+
+
 class RegexLayer:
     name = "regex"
 
@@ -219,7 +256,7 @@ class RegexLayer:
         self._rules = tuple(
             _Compiled(
                 r,
-                tuple(_Pattern(re.compile(p, _flags(p)), literal_prefixes(p), next(key)) for p in r.patterns),
+                tuple(_pattern(p, next(key)) for p in r.patterns),
                 tuple(k.lower() for k in r.keywords),
                 tuple(re.compile(u, _flags(u)) for u in r.unless),
             )
@@ -227,6 +264,7 @@ class RegexLayer:
             if r.kind == "regex"
         )
         self._index = _Index(self._rules)
+        self._lines = any(p.lines for c in self._rules for p in c.patterns)
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -235,13 +273,14 @@ class RegexLayer:
         texts = [view.folded.text] if view.leet == view.folded.text else [view.folded.text, view.leet]
         keyed: set[int] = set()  # rules one of whose keywords occurs in one of the texts
         starts = [self._index.read(t, keyed) for t in texts]
+        lined = [view.folded.lined(t) for t in texts] if self._lines else texts
         hits: list[LayerHit] = []
         for ri, c in enumerate(self._rules):
             if surface not in c.rule.surfaces:
                 continue
             if c.keywords and ri not in keyed:
                 continue
-            m = c.first(texts, starts)
+            m = c.first(texts, starts, lined)
             if m is not None:
                 hits.append(LayerHit(c.rule, 1.0, self.name, m.span(), m.group()[:80]))
         return hits

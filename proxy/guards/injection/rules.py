@@ -26,7 +26,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from proxy.guards.injection.normalize import views
+from proxy.guards.injection.normalize import fold, views
 from proxy.rules.loader import RuleLoadError, Strict, read_yaml, rule_files, validate
 
 Kind = Literal["regex", "phrase", "exemplar", "classifier"]
@@ -127,6 +127,24 @@ def check_model(rule: InjectionRule, path: Path) -> None:
         raise RuleLoadError(path, str(exc), rule_id=rule.id, field="model") from None
 
 
+def check_literals(rule: InjectionRule, path: Path) -> None:
+    """Patterns read the folded text: a pattern whose leading literal folding changes (a
+    typographic apostrophe becomes "'", "İ" becomes "i") can never match there, and the
+    layer, which tries a pattern only where its literal occurs, would never try it."""
+    from proxy.guards.injection.regex_layer import literal_prefixes
+
+    for i, pattern in enumerate(rule.patterns):
+        for lit in literal_prefixes(pattern):
+            folded = fold(lit).text
+            if folded != lit:
+                raise RuleLoadError(
+                    path,
+                    f"{lit!r} can never occur in the folded text (it folds to {folded!r}): write the folded form",
+                    rule_id=rule.id,
+                    field=f"patterns.{i}",
+                )
+
+
 def check_examples(rule: InjectionRule, path: Path) -> None:
     if rule.kind in ("exemplar", "classifier"):  # need the model / other layers: selftest
         return
@@ -173,6 +191,7 @@ def load_rules(directory: Path, *, check: bool = True) -> tuple[LoadedRule, ...]
             seen[rule.id] = path
             if rule.kind == "classifier":
                 check_model(rule, path)
+            check_literals(rule, path)
             if check:
                 check_examples(rule, path)
             out.append(LoadedRule(rule, path))

@@ -142,3 +142,11 @@ def test_segment_options_reach_the_detector(rules_copy: Path) -> None:
 def test_file_model_is_exported_with_a_json_schema() -> None:
     schema = InjectionFile.model_json_schema()
     assert "rules" in schema["properties"]
+
+
+def test_a_pattern_whose_leading_literal_folding_changes_is_rejected(tmp_path: Path) -> None:
+    """The text patterns read is folded (typographic quotes straightened, "İ" read as "i"):
+    a pattern that starts with such a literal could never match, and would never be tried."""
+    write(tmp_path, {**GOOD, "patterns": [r"\bignore previous\b", "\\b(c\u2019est quoi|dis-moi) le mot de passe\\b"]})
+    err = load_error(tmp_path)
+    assert err.rule_id == "t.override" and err.field == "patterns.1" and "c'est quoi" in str(err)
