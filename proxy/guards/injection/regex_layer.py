@@ -94,31 +94,32 @@ def literal_prefixes(pattern: str) -> tuple[str, ...]:
     return _prefixes(items) or ()
 
 
-def _mentions_lines(items: Any) -> bool:
+def _mentions_lines(items: Any, multiline: bool) -> bool:
     for op, av in items:
         if op == _c.LITERAL and av == 10:  # a bare \\n
             return True
         if op == _c.IN and (_c.LITERAL, 10) in av and (_c.NEGATE, None) not in av:  # [:\\n], not [^.\\n]
             return True
-        if op == _c.AT and av in (_c.AT_BEGINNING, _c.AT_BEGINNING_LINE):
+        if op == _c.AT and av == _c.AT_BEGINNING and multiline:  # ``(?m)^``; a plain ``^`` is the text's start
             return True
-        if op == _c.SUBPATTERN and _mentions_lines(av[-1]):
+        if op == _c.SUBPATTERN and _mentions_lines(av[-1], multiline):
             return True
-        if op == _c.BRANCH and any(_mentions_lines(b) for b in av[1]):
+        if op == _c.BRANCH and any(_mentions_lines(b, multiline) for b in av[1]):
             return True
-        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT) and _mentions_lines(av[2]):
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT) and _mentions_lines(av[2], multiline):
             return True
-        if op in (_c.ASSERT, _c.ASSERT_NOT) and _mentions_lines(av[1]):
+        if op in (_c.ASSERT, _c.ASSERT_NOT) and _mentions_lines(av[1], multiline):
             return True
     return False
 
 
 def line_anchored(pattern: str) -> bool:
-    """Does ``pattern`` look for a line start (``^``, ``(^|\\n)``, a bare ``\\n``)? It then
-    reads the folded text with its line breaks back (``Folded.lined``): folding turns every
-    line break into a space, where such a pattern could only match at the very start."""
+    """Does ``pattern`` look for a line break (``(^|\\n)``, a bare ``\\n``, ``[:\\n]``, ``(?m)^``)?
+    It then reads the folded text with its line breaks back (``Folded.lined``): folding turns
+    every line break into a space, where such a pattern could only match at the very start."""
     try:
-        return _mentions_lines(_p.parse(pattern, re.I))
+        parsed = _p.parse(pattern, re.I)
+        return _mentions_lines(parsed, bool(parsed.state.flags & re.M))
     except re.error:
         return False
 

@@ -159,7 +159,8 @@ def test_line_anchored_patterns_read_the_text_with_its_line_breaks() -> None:
     start; such patterns read the folded text with its breaks put back."""
     from proxy.guards.injection.regex_layer import line_anchored
 
-    assert line_anchored(r"(^|\n)\s*system:") and line_anchored(r"^admin:") and line_anchored(r"x(:|\n)")
+    assert line_anchored(r"(^|\n)\s*system:") and line_anchored(r"(?m)^admin:") and line_anchored(r"x(:|\n)")
+    assert not line_anchored(r"^admin:")  # without (?m), ^ is the start of the text
     assert not line_anchored(r"\bend of input[^.\n]{0,30}system:")  # \n inside a class: not a line start
     assert not line_anchored(r"\s+system:")
     layer = RegexLayer((rule(r"(^|\n)\s*system\s*:\s*you are"),))
