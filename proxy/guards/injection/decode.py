@@ -164,6 +164,31 @@ def _reversed(text: str) -> list[tuple[str, tuple[int, int]]]:
 
 _ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
 MIN_ESCAPES = 2
+# A long text with few escapes (docstrings quoting "\\n") gets a view of only its lines that
+# hold one: the whole text again would double the cost of a 100 KB tool result.
+ESCAPES_WHOLE = 20_000  # characters: up to this long, or
+ESCAPES_DENSE = 1_000  # one escape per this many characters: the whole text is the view
+
+
+def _escapes(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Escaped line breaks (backslash n, as in JSON strings and iCal) read as spaces: they
+    glue their letter onto the next word ("\\nIgnore" folds to "nignore")."""
+    hits = [m.start() for m in _ESCAPED_BREAK.finditer(text)]
+    if len(hits) < MIN_ESCAPES:
+        return []
+    if len(text) <= ESCAPES_WHOLE or len(hits) * ESCAPES_DENSE >= len(text):
+        return [(_ESCAPED_BREAK.sub(" ", text), (0, len(text)))]
+    lines: list[str] = []
+    first, last, end = len(text), 0, -1
+    for i in hits:
+        if i < end:  # this line is already in
+            continue
+        start = text.rfind("\n", 0, i) + 1
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end
+        lines.append(_ESCAPED_BREAK.sub(" ", text[start:end]))
+        first, last = min(first, start), end
+    return [("\n".join(lines), (first, last))]
 
 
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
@@ -185,8 +210,7 @@ def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
         got = unquote(text)
         if got != text:
             found.append(("url", got, (0, len(text))))
-    if len(_ESCAPED_BREAK.findall(text)) >= MIN_ESCAPES:
-        found.append(("escapes", _ESCAPED_BREAK.sub(" ", text), (0, len(text))))
+    found.extend(("escapes", got, span) for got, span in _escapes(text))
     tags = _tags(text)
     if tags is not None:
         found.append(("tags", tags, (0, len(text))))
