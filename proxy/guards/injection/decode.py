@@ -164,8 +164,9 @@ def _reversed(text: str) -> list[tuple[str, tuple[int, int]]]:
 
 _ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
 MIN_ESCAPES = 2
-# A long text with few escapes (docstrings quoting "\\n") gets a view of only its lines that
-# hold one: the whole text again would double the cost of a 100 KB tool result.
+# A long text with few escapes (docstrings quoting "\\n") gets a view of only the lines that
+# hold one, each with the line before and after it (a sentence glued to an escape may go
+# on there): the whole text again would double the cost of a 100 KB tool result.
 ESCAPES_WHOLE = 20_000  # characters: up to this long, or
 ESCAPES_DENSE = 1_000  # one escape per this many characters: the whole text is the view
 
@@ -178,17 +179,18 @@ def _escapes(text: str) -> list[tuple[str, tuple[int, int]]]:
         return []
     if len(text) <= ESCAPES_WHOLE or len(hits) * ESCAPES_DENSE >= len(text):
         return [(_ESCAPED_BREAK.sub(" ", text), (0, len(text)))]
-    lines: list[str] = []
-    first, last, end = len(text), 0, -1
+    runs: list[tuple[int, int]] = []  # each escape's line with the line before and after it
     for i in hits:
-        if i < end:  # this line is already in
-            continue
-        start = text.rfind("\n", 0, i) + 1
+        start = text.rfind("\n", 0, max(text.rfind("\n", 0, i), 0)) + 1
         end = text.find("\n", i)
+        end = len(text) if end < 0 else text.find("\n", end + 1)
         end = len(text) if end < 0 else end
-        lines.append(_ESCAPED_BREAK.sub(" ", text[start:end]))
-        first, last = min(first, start), end
-    return [("\n".join(lines), (first, last))]
+        if runs and start <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(end, runs[-1][1]))
+        else:
+            runs.append((start, end))
+    lines = "\n".join(_ESCAPED_BREAK.sub(" ", text[x:y]) for x, y in runs)
+    return [(lines, (runs[0][0], runs[-1][1]))]
 
 
 def decodings(text: str) -> list[tuple[str, str, tuple[int, int]]]:
