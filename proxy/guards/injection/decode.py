@@ -115,10 +115,6 @@ def _pieces(text: str) -> list[tuple[str, tuple[int, int]]]:
     return sorted(found, key=lambda f: -len(f[0]))[:MAX_PIECES]  # the longest (most complete) joins first
 
 
-# a line break or tab written as an escape (backslash, then n, r or t), as in JSON strings and
-# iCal text, glues its n onto the next word ("\\nIgnore" folds to "nignore"); not after another
-# backslash (an escaped backslash). Read as spaces in a view of its own, not in the folded
-# text itself, where it would cut the first letter off a word ("\\rules" -> " ules").
 # U+E0020..U+E007E mirror printable ASCII and render as nothing; folding drops them (they are
 # format characters), so a payload written in them would otherwise vanish unread. Emoji
 # subdivision flags use a few (England: tags "gbeng"), harmless once decoded.
@@ -162,6 +158,10 @@ def _reversed(text: str) -> list[tuple[str, tuple[int, int]]]:
     return [("\n".join(lines), (first, last))] if lines else []
 
 
+# a line break or tab written as an escape (backslash, then n, r or t), as in JSON strings and
+# iCal text, glues its n onto the next word ("\\nIgnore" folds to "nignore"); not after another
+# backslash (an escaped backslash). Read as spaces in a view of its own, not in the folded
+# text itself, where it would cut the first letter off a word ("\\rules" -> " ules").
 _ESCAPED_BREAK = re.compile(r"(?<!\\)\\[nrt]")
 MIN_ESCAPES = 2
 # A long text with few escapes (docstrings quoting "\\n") gets a view of only the lines that
