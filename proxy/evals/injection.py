@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from proxy.evals.evasion import TRANSFORMS
-from proxy.guards.injection.segments import SEGMENT_SURFACES, SEGMENT_THRESHOLD
+from proxy.guards.injection.segments import SCANNED_SURFACES, SEGMENT_SURFACES, SEGMENT_THRESHOLD
 
-SURFACES = ["user", "tool", "tool_args", "prompt"]  # what the injection guard scans
+SURFACES = list(SCANNED_SURFACES)
 CONTEXT_ONLY = "/logic-violating"  # source tag of attacks that are attacks only against their system prompt
 
 

@@ -36,14 +36,14 @@ from proxy.guards.injection import stats
 from proxy.guards.injection.detector import Detector
 from proxy.guards.injection.fuse import Finding, verdict
 from proxy.guards.injection.rules import load_rules
-from proxy.guards.injection.segments import SEGMENT_SURFACES, SEGMENT_THRESHOLD
+from proxy.guards.injection.segments import SCANNED_SURFACES, SEGMENT_SURFACES, SEGMENT_THRESHOLD
 from proxy.messages import PromptPart, prompt_parts
 from proxy.pipeline.guard import BuildContext
 from proxy.rules.loader import RuleLoadError
 from proxy.verdicts import Verdict
 
 log = logging.getLogger("guardrail.injection")
-DEFAULT_SURFACES = ("user", "tool", "tool_args", "prompt")
+DEFAULT_SURFACES = SCANNED_SURFACES
 
 
 def _key(part: PromptPart) -> bytes:

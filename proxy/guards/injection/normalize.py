@@ -260,7 +260,8 @@ def fold(text: str) -> Folded:
     return Folded(s, tuple(origin), tuple(sorted(wide.items())), _breaks(text, s, origin))
 
 
-_LINE_BREAK = re.compile("[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+LINE_BREAKS = "\n\r\v\f\x1c-\x1e\x85\u2028\u2029"  # what ``str.splitlines`` breaks at (a class body)
+_LINE_BREAK = re.compile(f"[{LINE_BREAKS}]")
 
 
 def _breaks(text: str, folded: str, origin: list[int]) -> tuple[int, ...]:

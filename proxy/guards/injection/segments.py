@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 
+from proxy.guards.injection.normalize import LINE_BREAKS
+
+SCANNED_SURFACES = ("user", "tool", "tool_args", "prompt")  # what the injection guard scans
 SEGMENT_SURFACES = ("tool",)  # the default: where documents and tool results arrive
 SEGMENT = 300  # characters: about three sentences
 # A line longer than SEGMENT but at most this long is also a segment as a whole: cutting it
@@ -31,7 +34,7 @@ SEGMENT_THRESHOLD = 0.9
 
 
 # Every line break the folding step reads as whitespace, CRLF first.
-_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_BREAK = re.compile(f"\r\n|[{LINE_BREAKS}]")
 # Where a long line (a paragraph written on one line) may be cut: after a sentence's end.
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 
