@@ -138,14 +138,18 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     # in reviews, READMEs, e-mails, invites and tool JSON, refusal suppression, split
     # payloads, other languages). Each round was first measured as written (A 30/50 caught,
     # B 31/50, C 39/50), then the rules were extended for it: 149/150 caught and 3/150
-    # blocked when this test was written. The rows are also training rows of the learned heads
-    # (rules/injection/learned/written.jsonl), so this is in-sample: a regression test. One
-    # more of each is allowed, so that retraining the heads need not rewrite it.
-    # (other_styles_holdout.jsonl, round D, is never asserted on: see the docs.)
+    # blocked when this test was written. Round F (90 attacks, 90 ordinary prompts a helper
+    # wrote in nine families, 2026-11-27) was caught 58/90 and blocked 6/90 as written; after
+    # the rules written for it and a retrain on it, 79/90 and 1/90 (the 11 misses are mostly
+    # harmful requests in fiction framing and refusal suppression). A-C then: 148/150, 0/149.
+    # The rows are also training rows of the learned heads (rules/injection/learned/
+    # written.jsonl), so this is in-sample: a regression test. One more of each is allowed,
+    # so that retraining the heads need not rewrite it. (other_styles_holdout.jsonl, round D,
+    # and other_styles_round_g.jsonl, round G, are never asserted on: see the docs.)
     rows = [json.loads(line) for line in (RULES / "injection" / "learned" / "written.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
-    assert len(rows) == 299 and len(missed) <= 2 and len(blocked) <= 4, (missed, blocked)
+    assert len(rows) == 479 and len(missed) <= 14 and len(blocked) <= 2, (missed, blocked)
 
 
 def test_round_e_attacks_are_flagged_or_blocked(detector: Detector) -> None:
