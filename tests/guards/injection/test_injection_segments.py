@@ -62,13 +62,24 @@ def whole_only() -> Detector:
     return Detector.from_loaded(load_rules(RULES / "injection"), load_default(), segment_surfaces=frozenset())
 
 
+@pytest.fixture(scope="module")
+def every_layer() -> Detector:
+    """Segments read even when a whole-text layer has already blocked (no short circuit)."""
+    return Detector.from_loaded(load_rules(RULES / "injection"), load_default(), short_circuit=False)
+
+
 @pytest.mark.parametrize("attack", PLANTED)
 def test_an_instruction_planted_in_a_document_is_caught_in_its_segment(
-    attack: str, detector: Detector, whole_only: Detector
+    attack: str, detector: Detector, whole_only: Detector, every_layer: Detector
 ) -> None:
     doc = MANUAL.format(planted=attack)
-    assert not whole_only.scan(doc, "tool"), "diluted in the whole-text windows: the case segments are for"
-    found = detector.scan(doc, "tool")
+    # diluted in the whole-text windows, the case segments are for: the fusion of the whole
+    # text misses it (since the heads were trained on round H, the char head alone catches
+    # these three in the whole text too, at p 0.90-0.96)
+    whole = whole_only.scan(doc, "tool", near=True)
+    assert not any(f.rule.id == "injection.learned.fusion" and f.fired for f in whole)
+    assert detector.scan(doc, "tool")  # blocked, by whichever layer comes first
+    found = every_layer.scan(doc, "tool")
     fusion = next(f for f in found if f.rule.id == "injection.learned.fusion")
     assert fusion.detail.startswith("segment ") and fusion.rule.action == "block"
     assert fusion.span is not None and doc[fusion.span[0] : fusion.span[1]] == attack  # the segment is the paragraph
@@ -78,7 +89,7 @@ def test_an_instruction_planted_in_a_document_is_caught_in_its_segment(
     "variant",
     ["crlf", "cr", "u2028", "leading-blank-lines", "homoglyphs", "zero-width"],
 )
-def test_line_endings_and_evasions_do_not_hide_the_planted_segment(variant: str, detector: Detector) -> None:
+def test_line_endings_and_evasions_do_not_hide_the_planted_segment(variant: str, every_layer: Detector) -> None:
     attack = PLANTED[0]
     if variant == "homoglyphs":
         attack = attack.replace("a", "\u0430")  # Cyrillic a
@@ -87,30 +98,35 @@ def test_line_endings_and_evasions_do_not_hide_the_planted_segment(variant: str,
     doc = MANUAL.format(planted=attack)
     doc = {"crlf": doc.replace("\n", "\r\n"), "cr": doc.replace("\n", "\r"), "u2028": doc.replace("\n", "\u2028"),
            "leading-blank-lines": "\n\n\n" + doc}.get(variant, doc)  # fmt: skip
-    fusion = next(f for f in detector.scan(doc, "tool") if f.detail.startswith("segment "))
+    fusion = next(f for f in every_layer.scan(doc, "tool") if f.detail.startswith("segment "))
     assert fusion.span is not None and doc[fusion.span[0] : fusion.span[1]] == attack
 
 
 @pytest.mark.parametrize("attack", PLANTED[1:])
-def test_an_instruction_appended_to_a_paragraph_written_on_one_line_is_caught(attack: str, detector: Detector) -> None:
+def test_an_instruction_appended_to_a_paragraph_written_on_one_line_is_caught(
+    attack: str, every_layer: Detector
+) -> None:
     # Web pages and e-mails often hold a paragraph per line: the line is cut after
     # sentence ends. (PLANTED[0] is still missed this way: it shares its segment with the
     # paragraph's last sentences.)
     paragraphs = [p.replace("\n", " ") for p in MANUAL.format(planted="").split("\n\n") if p.strip()]
     paragraphs[3] += " " + attack
     doc = "\n\n".join(paragraphs)
-    assert any(f.detail.startswith("segment ") for f in detector.scan(doc, "tool"))
+    assert any(f.detail.startswith("segment ") for f in every_layer.scan(doc, "tool"))
 
 
 def test_the_document_alone_is_not_flagged(detector: Detector) -> None:
     assert not detector.scan(MANUAL.format(planted=""), "tool")
 
 
-def test_segment_surfaces_choose_where_documents_are_read_by_segment(detector: Detector) -> None:
+def test_segment_surfaces_choose_where_documents_are_read_by_segment(every_layer: Detector) -> None:
     doc = MANUAL.format(planted=PLANTED[0])
-    assert not detector.scan(doc, "user")  # default: tool results only
+    assert not any(f.detail.startswith("segment ") for f in every_layer.scan(doc, "user"))  # tool results only
     users_too = Detector.from_loaded(
-        load_rules(RULES / "injection"), load_default(), segment_surfaces=frozenset({"tool", "user"})
+        load_rules(RULES / "injection"),
+        load_default(),
+        segment_surfaces=frozenset({"tool", "user"}),
+        short_circuit=False,
     )
     assert any(f.detail.startswith("segment ") for f in users_too.scan(doc, "user"))
 
@@ -118,8 +134,10 @@ def test_segment_surfaces_choose_where_documents_are_read_by_segment(detector: D
 def test_a_stricter_segment_threshold_lets_a_weaker_segment_through(detector: Detector) -> None:
     doc = MANUAL.format(planted=PLANTED[2])
     assert detector.scan(doc, "tool")
-    strict = Detector.from_loaded(load_rules(RULES / "injection"), load_default(), segment_threshold=0.9999)
-    assert not strict.scan(doc, "tool")
+    strict = Detector.from_loaded(
+        load_rules(RULES / "injection"), load_default(), segment_threshold=0.9999, short_circuit=False
+    )
+    assert not [f for f in strict.scan(doc, "tool") if f.detail.startswith("segment ")]
     near = [f for f in strict.scan(doc, "tool", near=True) if f.detail.startswith("segment ")]
     assert near and all(0 < f.risk < 0.5 for f in near)  # scored against the stricter threshold
 
