@@ -140,11 +140,11 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     # B 31/50, C 39/50), then the rules were extended for it: 149/150 caught and 3/150
     # blocked when this test was written. Round F (90 attacks, 90 ordinary prompts a helper
     # wrote in nine families, 2026-11-27) was caught 58/90 and blocked 6/90 as written; after
-    # the rules written for it and a retrain on it, 79/90 and 1/90 (the 11 misses are mostly
-    # harmful requests in fiction framing and refusal suppression). Round H (240 attacks and
+    # the rules written for it (narrowed after a review) and a retrain on it, 83/90 and 3/90
+    # (the misses are mostly harmful requests in fiction framing and refusal suppression). Round H (240 attacks and
     # 240 ordinary texts two helpers wrote without the usual trigger words; training rows
     # only, no rules written for it): 74/240 caught and 8/240 blocked as written, 126/240 and
-    # 6/240 after the heads were retrained with it. A-C then: 149/150, 0/149; F 85/90, 1/90.
+    # 6/240 after the heads were retrained with it. A-C then: 149/150, 0/149; F 83/90, 3/90.
     # The rows are also training rows of the learned heads (rules/injection/learned/
     # written.jsonl), so this is in-sample: a regression test. One more of each is allowed,
     # so that retraining the heads need not rewrite it. (other_styles_holdout.jsonl, round D,
@@ -152,7 +152,7 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     rows = [json.loads(line) for line in (RULES / "injection" / "learned" / "written.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
-    assert len(rows) == 959 and len(missed) <= 121 and len(blocked) <= 8, (missed, blocked)
+    assert len(rows) == 959 and len(missed) <= 123 and len(blocked) <= 10, (missed, blocked)
 
 
 def test_round_e_attacks_are_flagged_or_blocked(detector: Detector) -> None:
