@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from proxy.guards.injection.fuse import LayerHit
+from proxy.guards.injection.mentions import touches_mention
 from proxy.guards.injection.normalize import View
 from proxy.guards.injection.rules import InjectionRule
 
@@ -95,6 +96,9 @@ class FuzzyLayer:
             for win in wins:
                 for w in range(max(1, ph.words - 1), ph.words + MAX_EXTRA_WORDS + 1):
                     strings, spans = win.around(ph.stems, w)
+                    if rule.quoted_mentions == "skip" and spans:
+                        kept = [i for i, (a, b) in enumerate(spans) if not touches_mention(win.text, a, b, ph.words)]
+                        strings, spans = [strings[i] for i in kept], [spans[i] for i in kept]
                     if not strings:
                         continue
                     found = process.extractOne(ph.text, strings, scorer=fuzz.ratio, score_cutoff=cutoff)

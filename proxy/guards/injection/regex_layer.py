@@ -23,6 +23,7 @@ from typing import Any
 import ahocorasick
 
 from proxy.guards.injection.fuse import LayerHit
+from proxy.guards.injection.mentions import is_mention
 from proxy.guards.injection.normalize import View
 from proxy.guards.injection.rules import InjectionRule
 
@@ -189,12 +190,16 @@ class _Compiled:
 
     def first(self, texts: list[str], starts: list[dict[int, list[int]]], lined: list[str]) -> re.Match[str] | None:
         """The first match in ``texts`` (``lined``: the same with line breaks, for the patterns
-        that look for them) that no ``unless`` pattern vetoes (in its sentence)."""
+        that look for them) that no ``unless`` pattern vetoes (in its sentence) and that is not a quoted mention
+        where the rule skips those (``mentions.py``)."""
         for t, at, tl in zip(texts, starts, lined, strict=True):
             for p in self.patterns:
                 for m in p.finditer(tl if p.lines else t, at.get(p.key)):
-                    if not self.unless or not _vetoed(self.unless, t, m):
-                        return m
+                    if self.unless and _vetoed(self.unless, t, m):
+                        continue
+                    if self.rule.quoted_mentions == "skip" and is_mention(t, *m.span()):
+                        continue
+                    return m
         return None
 
 

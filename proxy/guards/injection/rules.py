@@ -53,6 +53,9 @@ class InjectionRule(Strict):
     # regex: a match is dropped when one of these matches the sentence it is in (exceptions,
     # such as a how-to condition: "si usas Linux, omite las instrucciones anteriores")
     unless: list[str] = Field(default_factory=list)
+    # regex, phrase: "skip" drops a match quoted as a short example in a sentence about
+    # attacks ('why do "ignore previous instructions" attacks work?'): see mentions.py
+    quoted_mentions: Literal["block", "skip"] = "block"
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
     model: str = ""  # classifier: weights file, relative to the rules directory
@@ -87,6 +90,8 @@ class InjectionRule(Strict):
             raise ValueError("an empty keyword would let every text through the pre-filter: remove it")
         if self.unless and self.kind != "regex":
             raise ValueError("unless holds exceptions for regex rules only")
+        if self.quoted_mentions == "skip" and self.kind not in ("regex", "phrase"):
+            raise ValueError("quoted_mentions applies to regex and phrase rules only")
         return self
 
     @property

@@ -79,7 +79,7 @@ def test_benign_texts_written_by_reviewers_are_rarely_blocked_by_signatures() ->
         found = [f for f in det.scan(r["text"]) if f.layer in ("regex", "fuzzy")]
         blocked[r["source"]] += any(f.rule.action == "block" for f in found)
         flagged += not any(f.rule.action == "block" for f in found) and any(f.rule.action == "flag" for f in found)
-    assert len(rows) == 548 and blocked["review-1"] <= 1 and blocked["review-2"] <= 111, blocked
+    assert len(rows) == 548 and blocked["review-1"] <= 1 and blocked["review-2"] <= 109, blocked
     assert blocked["review-3"] <= 5 and flagged <= 1, (blocked, flagged)
 
 
