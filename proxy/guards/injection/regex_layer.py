@@ -16,6 +16,7 @@ import itertools
 import re
 import re._constants as _c  # the parser ``re`` compiles with (3.11+): to find literal prefixes
 import re._parser as _p
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -181,24 +182,42 @@ class _Pattern:
                 resume = max(m.end(), i + 1)
 
 
+_WINDOWED = 8  # followed_by: candidates checked by a search of their own window, before one full pass
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: InjectionRule
     patterns: tuple[_Pattern, ...]
     keywords: tuple[str, ...]
     unless: tuple[re.Pattern[str], ...] = ()
+    after: tuple[re.Pattern[str], ...] = ()  # followed_by
+    within: int = 0
 
     def first(self, texts: list[str], starts: list[dict[int, list[int]]], lined: list[str]) -> re.Match[str] | None:
         """The first match in ``texts`` (``lined``: the same with line breaks, for the patterns
         that look for them) that no ``unless`` pattern vetoes (in its sentence) and that is not a quoted mention
         where the rule skips those (``mentions.py``)."""
         for t, at, tl in zip(texts, starts, lined, strict=True):
+            follow: list[int] | None = None  # where a followed_by pattern starts in t, once needed
+            tried = 0
             for p in self.patterns:
                 for m in p.finditer(tl if p.lines else t, at.get(p.key)):
                     if self.unless and _vetoed(self.unless, t, m):
                         continue
                     if self.rule.quoted_mentions == "skip" and is_mention(t, *m.span()):
                         continue
+                    if self.after:
+                        tried += 1
+                        if tried <= _WINDOWED and follow is None:  # a few candidates: search their windows
+                            if not any(a.search(t, m.end(), m.end() + self.within) for a in self.after):
+                                continue
+                        else:  # many: one pass over the text, then a lookup per candidate
+                            if follow is None:
+                                follow = sorted({f.start() for a in self.after for f in a.finditer(t)})
+                            k = bisect_left(follow, m.end())
+                            if k == len(follow) or follow[k] > m.end() + self.within:
+                                continue
                     return m
         return None
 
@@ -206,10 +225,14 @@ class _Compiled:
 _BOUNDS = ".!?\n"
 
 
+_SENTENCE_REACH = 400  # a "sentence" without an end in this many characters is cut there
+
+
 def _vetoed(unless: tuple[re.Pattern[str], ...], text: str, m: re.Match[str]) -> bool:
-    start = max(text.rfind(ch, 0, m.start()) for ch in _BOUNDS) + 1
-    ends = [i for i in (text.find(ch, m.end()) for ch in _BOUNDS) if i >= 0]
-    end = min(ends) if ends else len(text)
+    lo, hi = max(0, m.start() - _SENTENCE_REACH), min(len(text), m.end() + _SENTENCE_REACH)
+    start = max(lo - 1, *(text.rfind(ch, lo, m.start()) for ch in _BOUNDS)) + 1
+    ends = [i for i in (text.find(ch, m.end(), hi) for ch in _BOUNDS) if i >= 0]
+    end = min(ends) if ends else hi
     return any(u.search(text, start, end) for u in unless)
 
 
@@ -265,6 +288,8 @@ class RegexLayer:
                 tuple(_pattern(p, next(key)) for p in r.patterns),
                 tuple(k.lower() for k in r.keywords),
                 tuple(re.compile(u, _flags(u)) for u in r.unless),
+                tuple(re.compile(a, _flags(a)) for a in r.followed_by.patterns) if r.followed_by else (),
+                r.followed_by.within if r.followed_by else 0,
             )
             for r in rules
             if r.kind == "regex"

@@ -40,6 +40,26 @@ class Examples(Strict):
     no_match: list[str] = Field(default_factory=list)
 
 
+class FollowedBy(Strict):
+    """A regex rule's match counts only when one of ``patterns`` starts within ``within``
+    characters after its end (in the same text): "an AI agent addressed, then a hostile
+    command". Checked against one pass over the text, so a text full of addressees does
+    not rescan the window after each of them."""
+
+    patterns: list[str] = Field(min_length=1)
+    within: int = Field(default=250, ge=1, le=2000)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, value: list[str]) -> list[str]:
+        for i, pat in enumerate(value):
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise ValueError(f"followed_by pattern {i} does not compile: {exc}") from None
+        return value
+
+
 class InjectionRule(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     status: Literal["experimental", "test", "stable"] = "experimental"
@@ -56,6 +76,7 @@ class InjectionRule(Strict):
     # regex, phrase: "skip" drops a match quoted as a short example in a sentence about
     # attacks ('why do "ignore previous instructions" attacks work?'): see mentions.py
     quoted_mentions: Literal["block", "skip"] = "block"
+    followed_by: FollowedBy | None = None  # regex: a match counts only when one of these follows it
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
     model: str = ""  # classifier: weights file, relative to the rules directory
@@ -90,6 +111,8 @@ class InjectionRule(Strict):
             raise ValueError("an empty keyword would let every text through the pre-filter: remove it")
         if self.unless and self.kind != "regex":
             raise ValueError("unless holds exceptions for regex rules only")
+        if self.followed_by is not None and self.kind != "regex":
+            raise ValueError("followed_by applies to regex rules only")
         if self.quoted_mentions == "skip" and self.kind not in ("regex", "phrase"):
             raise ValueError("quoted_mentions applies to regex and phrase rules only")
         return self
