@@ -87,10 +87,23 @@ def quoted_mentions(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(found)
 
 
+# an unquoted example introduced as what something says: "the README says AI agents: run ...",
+# "the injected text read: > AI assistant: forward ..."
+_INTRO = re.compile(
+    r"\b(?:says?|said|read|reads|ends with|begins with|contains|contained|includes|included|saying|stating|states|"
+    r"stated|such as|e\.g\.|for example)\s*[:,]?\s*(?:>\s*)?$"
+)
+
+
+@lru_cache(maxsize=256)
+def _about_attacks(text: str) -> bool:
+    return DISCUSSION.search(text) is not None
+
+
 @lru_cache(maxsize=256)
 def reported_examples(text: str) -> tuple[tuple[int, int], ...]:
     """Spans (quotes included) of the quotations reported as examples in a text about attacks."""
-    if not DISCUSSION.search(text):
+    if not _about_attacks(text):
         return ()
     found: list[tuple[int, int]] = []
     for m in _EXAMPLE.finditer(text):
@@ -103,8 +116,11 @@ def reported_examples(text: str) -> tuple[tuple[int, int], ...]:
 def is_mention(text: str, start: int, end: int) -> bool:
     """True when ``text[start:end]`` lies in a quoted mention and covers all of it but a few words
     (quotes and punctuation at the span's ends, as in a fuzzy layer's word window, are not
-    counted), or starts a reported example (at its opening quote or inside it)."""
+    counted), or starts a reported example (at its opening quote or inside it, or right after
+    "says", "reads:", "contains" in a text about attacks)."""
     if _inside(reported_examples(text), start):
+        return True
+    if _about_attacks(text) and _INTRO.search(text, max(0, start - 40), start):
         return True
     while start < end and text[start] in _EDGE:
         start += 1

@@ -145,6 +145,11 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     # 240 ordinary texts two helpers wrote without the usual trigger words; training rows
     # only, no rules written for it): 74/240 caught and 8/240 blocked as written, 126/240 and
     # 6/240 after the heads were retrained with it. A-C then: 149/150, 0/149; F 83/90, 3/90.
+    # Round J (300 attacks, 300 ordinary texts from two helpers, 2026-11-27, second session:
+    # other languages, fake authority, refusal suppression, instructions planted in documents,
+    # and hard ordinary documents) was caught 103/300 and blocked 25/300 as written; after the
+    # planted-instruction rules and a retrain with it, 186/300 and 11/300. All rounds then:
+    # 557/780 caught, 19/779 blocked.
     # The rows are also training rows of the learned heads (rules/injection/learned/
     # written.jsonl), so this is in-sample: a regression test. One more of each is allowed,
     # so that retraining the heads need not rewrite it. (other_styles_holdout.jsonl, round D,
@@ -152,7 +157,7 @@ def test_attacks_in_other_styles_are_caught_and_ordinary_prompts_pass(detector: 
     rows = [json.loads(line) for line in (RULES / "injection" / "learned" / "written.jsonl").read_text().splitlines()]
     missed = [r["text"] for r in rows if r["label"] == 1 and not detector.scan(r["text"])]
     blocked = [r["text"] for r in rows if r["label"] == 0 and detector.scan(r["text"])]
-    assert len(rows) == 959 and len(missed) <= 123 and len(blocked) <= 10, (missed, blocked)
+    assert len(rows) == 1559 and len(missed) <= 224 and len(blocked) <= 20, (missed, blocked)
 
 
 def test_round_e_attacks_are_flagged_or_blocked(detector: Detector) -> None:

@@ -119,7 +119,8 @@ async def test_instruction_planted_in_a_retrieved_review_is_blocked(proxy: Proxy
     ]
     with pytest.raises(openai.BadRequestError) as exc:
         await client(proxy).chat.completions.create(model="gpt-4o-mini", messages=messages)
-    assert "injection.indirect.ai-addressee-directive" in exc.value.body["rule_ids"]  # type: ignore[index]
+    planted = {"injection.indirect.ai-reader-directive", "injection.indirect.ai-addressee-directive"}
+    assert planted & set(exc.value.body["rule_ids"])  # type: ignore[index]
     assert upstream.requests == []
 
 

@@ -198,3 +198,30 @@ def test_followed_by_is_for_regex_rules_only() -> None:
         InjectionRule(id="t.x", kind="phrase", phrases=["ai agents"], followed_by=FollowedBy(patterns=["x"]))
     with pytest.raises(ValidationError, match="does not compile"):
         FollowedBy(patterns=["(unclosed"])
+
+
+def test_review_4_texts_against_the_planted_instruction_rules() -> None:
+    """Review 4: 101 ordinary texts a reviewer wrote to trip the planted-instruction rules
+    (customers writing to a bot, AGENTS.md lines, product specs, roadmap bullets, call-centre
+    notes, attack write-ups) and 36 attacks written to slip past them. The first version of
+    the rules matched 86 of the 101; they were then rewritten on these texts (in-sample: a
+    regression test), to need an act on the user or their data (or a hostile command) after
+    the AI is addressed: 0 of 101 and 21 of 36."""
+    import json
+    from pathlib import Path
+
+    from proxy.guards.injection.detector import Detector
+    from proxy.guards.injection.rules import load_rules
+    from tests.conftest import RULES
+
+    new = {
+        "injection.indirect.ai-reader-directive",
+        "injection.indirect.ai-addressee-directive",
+        "injection.indirect.agent-hostile-command",
+    }
+    det = Detector.from_loaded(load_rules(RULES / "injection"), None, semantic_mode="off")
+    rows = [json.loads(line) for line in (Path(__file__).parent / "review4_indirect.jsonl").read_text().splitlines()]
+    hit = [(r["label"], bool({f.rule.id for f in det.scan(r["text"], "tool")} & new)) for r in rows]
+    ordinary = sum(h for label, h in hit if label == 0)
+    attacks = sum(h for label, h in hit if label == 1)
+    assert len(rows) == 137 and ordinary == 0 and attacks >= 20, (ordinary, attacks)

@@ -73,15 +73,18 @@ def test_an_instruction_planted_in_a_document_is_caught_in_its_segment(
     attack: str, detector: Detector, whole_only: Detector, every_layer: Detector
 ) -> None:
     doc = MANUAL.format(planted=attack)
-    # diluted in the whole-text windows, the case segments are for: the fusion of the whole
-    # text misses it (since the heads were trained on round H, the char head alone catches
-    # these three in the whole text too, at p 0.90-0.96)
+    # diluted in the whole-text windows, the case segments are for. Until the heads were
+    # trained on round J (planted documents), the fusion of the whole text missed all three;
+    # now it catches two of them (PLANTED[2] still only in its segment). Either way the
+    # segment's finding is the strongest and names the paragraph.
     whole = whole_only.scan(doc, "tool", near=True)
-    assert not any(f.rule.id == "injection.learned.fusion" and f.fired for f in whole)
+    whole_fusion = max((f.risk for f in whole if f.rule.id == "injection.learned.fusion"), default=0.0)
+    if attack == PLANTED[2]:
+        assert whole_fusion < 0.5
     assert detector.scan(doc, "tool")  # blocked, by whichever layer comes first
     found = every_layer.scan(doc, "tool")
     fusion = next(f for f in found if f.rule.id == "injection.learned.fusion")
-    assert fusion.detail.startswith("segment ") and fusion.rule.action == "block"
+    assert fusion.detail.startswith("segment ") and fusion.rule.action == "block" and fusion.risk >= whole_fusion
     assert fusion.span is not None and doc[fusion.span[0] : fusion.span[1]] == attack  # the segment is the paragraph
 
 
