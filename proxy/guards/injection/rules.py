@@ -40,6 +40,16 @@ class Examples(Strict):
     no_match: list[str] = Field(default_factory=list)
 
 
+def _compiling(patterns: list[str], what: str) -> list[str]:
+    """``patterns``, once each compiles; else a ValueError naming the first that does not."""
+    for i, pat in enumerate(patterns):
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            raise ValueError(f"{what} {i} does not compile: {exc}") from None
+    return patterns
+
+
 class FollowedBy(Strict):
     """A regex rule's match counts only when one of ``patterns`` starts within ``within``
     characters after its end (in the same text): "an AI agent addressed, then a hostile
@@ -52,12 +62,7 @@ class FollowedBy(Strict):
     @field_validator("patterns")
     @classmethod
     def _compile(cls, value: list[str]) -> list[str]:
-        for i, pat in enumerate(value):
-            try:
-                re.compile(pat)
-            except re.error as exc:
-                raise ValueError(f"followed_by pattern {i} does not compile: {exc}") from None
-        return value
+        return _compiling(value, "followed_by pattern")
 
 
 class InjectionRule(Strict):
@@ -90,12 +95,7 @@ class InjectionRule(Strict):
     @field_validator("patterns", "unless")
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
-        for i, pat in enumerate(value):
-            try:
-                re.compile(pat)
-            except re.error as exc:
-                raise ValueError(f"pattern {i} does not compile: {exc}") from None
-        return value
+        return _compiling(value, "pattern")
 
     @model_validator(mode="after")
     def _kind_has_its_field(self) -> InjectionRule:
