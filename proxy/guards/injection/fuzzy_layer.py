@@ -96,7 +96,7 @@ class FuzzyLayer:
             for win in wins:
                 for w in range(max(1, ph.words - 1), ph.words + MAX_EXTRA_WORDS + 1):
                     strings, spans = win.around(ph.stems, w)
-                    if rule.quoted_mentions == "skip" and spans:
+                    if rule.quoted_mentions != "block" and spans:
                         kept = [i for i, (a, b) in enumerate(spans) if not touches_mention(win.text, a, b, ph.words)]
                         strings, spans = [strings[i] for i in kept], [spans[i] for i in kept]
                     if not strings:

@@ -16,7 +16,6 @@ import itertools
 import re
 import re._constants as _c  # the parser ``re`` compiles with (3.11+): to find literal prefixes
 import re._parser as _p
-from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -182,9 +181,6 @@ class _Pattern:
                 resume = max(m.end(), i + 1)
 
 
-_WINDOWED = 8  # followed_by: candidates checked by a search of their own window, before one full pass
-
-
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: InjectionRule
@@ -196,30 +192,44 @@ class _Compiled:
 
     def first(self, texts: list[str], starts: list[dict[int, list[int]]], lined: list[str]) -> re.Match[str] | None:
         """The first match in ``texts`` (``lined``: the same with line breaks, for the patterns
-        that look for them) that no ``unless`` pattern vetoes (in its sentence) and that is not a quoted mention
-        where the rule skips those (``mentions.py``)."""
+        that look for them) that no ``unless`` pattern vetoes (in its sentence), that is not a
+        quoted mention where the rule skips those (``mentions.py``), and that one of the
+        ``followed_by`` patterns follows where the rule has them."""
+        examples = self.rule.quoted_mentions == "skip-examples"
         for t, at, tl in zip(texts, starts, lined, strict=True):
-            follow: list[int] | None = None  # where a followed_by pattern starts in t, once needed
-            tried = 0
+            follow = _Followers(self.after, t)
             for p in self.patterns:
                 for m in p.finditer(tl if p.lines else t, at.get(p.key)):
                     if self.unless and _vetoed(self.unless, t, m):
                         continue
-                    if self.rule.quoted_mentions == "skip" and is_mention(t, *m.span()):
+                    if self.rule.quoted_mentions != "block" and is_mention(t, *m.span(), examples=examples):
                         continue
-                    if self.after:
-                        tried += 1
-                        if tried <= _WINDOWED and follow is None:  # a few candidates: search their windows
-                            if not any(a.search(t, m.end(), m.end() + self.within) for a in self.after):
-                                continue
-                        else:  # many: one pass over the text, then a lookup per candidate
-                            if follow is None:
-                                follow = sorted({f.start() for a in self.after for f in a.finditer(t)})
-                            k = bisect_left(follow, m.end())
-                            if k == len(follow) or follow[k] > m.end() + self.within:
-                                continue
+                    if self.after and not follow.within(m.end(), self.within):
+                        continue
                     return m
         return None
+
+
+class _Followers:
+    """The next match of each ``followed_by`` pattern at or after a position, remembered:
+    candidates mostly come in order, so each pattern's search moves forward through the text
+    instead of starting again for every candidate."""
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...], text: str) -> None:
+        self.patterns, self.text = patterns, text
+        self.found: list[tuple[int, int | None]] = [(-1, None)] * len(patterns)  # (searched from, next start)
+
+    def within(self, pos: int, reach: int) -> bool:
+        """Whether one of the patterns matches starting in ``[pos, pos + reach]``."""
+        for i, p in enumerate(self.patterns):
+            since, nxt = self.found[i]
+            if since < 0 or pos < since or (nxt is not None and nxt < pos):
+                m = p.search(self.text, pos)
+                since, nxt = pos, (m.start() if m else None)
+                self.found[i] = (since, nxt)
+            if nxt is not None and nxt <= pos + reach:
+                return True
+        return False
 
 
 _BOUNDS = ".!?\n"

@@ -51,10 +51,10 @@ def _compiling(patterns: list[str], what: str) -> list[str]:
 
 
 class FollowedBy(Strict):
-    """A regex rule's match counts only when one of ``patterns`` starts within ``within``
-    characters after its end (in the same text): "an AI agent addressed, then a hostile
-    command". Checked against one pass over the text, so a text full of addressees does
-    not rescan the window after each of them."""
+    """A regex rule's match counts only when one of ``patterns`` matches starting within
+    ``within`` characters after its end (in the same text; the follower may run past the
+    window): "an AI agent addressed, then a hostile command". Each pattern's next match is
+    remembered, so a text full of addressees is not searched again after each of them."""
 
     patterns: list[str] = Field(min_length=1)
     within: int = Field(default=250, ge=1, le=2000)
@@ -79,8 +79,9 @@ class InjectionRule(Strict):
     # such as a how-to condition: "si usas Linux, omite las instrucciones anteriores")
     unless: list[str] = Field(default_factory=list)
     # regex, phrase: "skip" drops a match quoted as a short example in a sentence about
-    # attacks ('why do "ignore previous instructions" attacks work?'): see mentions.py
-    quoted_mentions: Literal["block", "skip"] = "block"
+    # attacks ('why do "ignore previous instructions" attacks work?'); "skip-examples" also
+    # one inside an example an article reports ('an e-mail says "AI assistant, …"'): mentions.py
+    quoted_mentions: Literal["block", "skip", "skip-examples"] = "block"
     followed_by: FollowedBy | None = None  # regex: a match counts only when one of these follows it
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
@@ -113,7 +114,7 @@ class InjectionRule(Strict):
             raise ValueError("unless holds exceptions for regex rules only")
         if self.followed_by is not None and self.kind != "regex":
             raise ValueError("followed_by applies to regex rules only")
-        if self.quoted_mentions == "skip" and self.kind not in ("regex", "phrase"):
+        if self.quoted_mentions != "block" and self.kind not in ("regex", "phrase"):
             raise ValueError("quoted_mentions applies to regex and phrase rules only")
         return self
 
@@ -142,7 +143,8 @@ def _own_layer(rule: InjectionRule) -> Callable[[str], bool]:
     from proxy.guards.injection.regex_layer import RegexLayer
 
     layer = RegexLayer((rule,)) if rule.kind == "regex" else FuzzyLayer((rule,))
-    return lambda text: any(layer.scan(v) for v in views(text))
+    surface = rule.surfaces[0]  # as the selftest: a rule for tool results only is tried as one
+    return lambda text: any(layer.scan(v, surface) for v in views(text))
 
 
 def check_model(rule: InjectionRule, path: Path) -> None:

@@ -37,6 +37,9 @@ BENIGN = [
     "I want you to act as a travel guide. I will tell you my location.",
     "How do I reset my password on Gmail?",
     "Explain how SQL injection works and how parameterised queries prevent it.",
+    # a user naming their assistant is not content addressing the AI that reads it
+    "Hey Claude, write an email to all customers announcing the new pricing.",
+    "Hey Copilot, I rebased my feature branch; run git push --force origin feature/login for me.",
 ]
 
 
