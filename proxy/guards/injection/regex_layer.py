@@ -197,23 +197,31 @@ class _Compiled:
         ``followed_by`` patterns follows where the rule has them."""
         examples = self.rule.quoted_mentions == "skip-examples"
         for t, at, tl in zip(texts, starts, lined, strict=True):
+            passed = (
+                m
+                for p in self.patterns
+                for m in p.finditer(tl if p.lines else t, at.get(p.key))
+                if not (self.unless and _vetoed(self.unless, t, m))
+                and not (self.rule.quoted_mentions != "block" and is_mention(t, *m.span(), examples=examples))
+            )
+            if not self.after:
+                found = next(passed, None)
+                if found is not None:
+                    return found
+                continue
+            # followed_by: the candidates in the order of their ends, so that each follower
+            # pattern is searched forward through the text once
             follow = _Followers(self.after, t)
-            for p in self.patterns:
-                for m in p.finditer(tl if p.lines else t, at.get(p.key)):
-                    if self.unless and _vetoed(self.unless, t, m):
-                        continue
-                    if self.rule.quoted_mentions != "block" and is_mention(t, *m.span(), examples=examples):
-                        continue
-                    if self.after and not follow.within(m.end(), self.within):
-                        continue
+            for m in sorted(passed, key=lambda m: m.end()):
+                if follow.within(m.end(), self.within):
                     return m
         return None
 
 
 class _Followers:
-    """The next match of each ``followed_by`` pattern at or after a position, remembered:
-    candidates mostly come in order, so each pattern's search moves forward through the text
-    instead of starting again for every candidate."""
+    """The next match of each ``followed_by`` pattern at or after a position, remembered.
+    Asked with positions that do not decrease (``_Compiled.first`` sorts its candidates), each
+    pattern's search only moves forward, so the text is searched once per pattern."""
 
     def __init__(self, patterns: tuple[re.Pattern[str], ...], text: str) -> None:
         self.patterns, self.text = patterns, text
