@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from functools import lru_cache
 
 MAX_QUOTE_WORDS = 8
@@ -81,8 +82,9 @@ DISCUSSION = re.compile(
 )
 
 
-def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """The sentence around ``text[start:end]``, at most ``_REACH`` characters either side."""
+def sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around ``text[start:end]``, at most ``_REACH`` characters either side
+    (also the scope of a regex rule's ``unless`` exceptions)."""
     lo, hi = max(0, start - _REACH), min(len(text), end + _REACH)
     a = max(lo - 1, *(text.rfind(ch, lo, start) for ch in _BOUNDS)) + 1
     ends = [i for i in (text.find(ch, end, hi) for ch in _BOUNDS) if i >= 0]
@@ -93,20 +95,26 @@ def _inner(m: re.Match[str]) -> tuple[int, int]:
     return m.span(next(g for g in (1, 2, 3) if m.group(g) is not None))
 
 
+def _quotations(rx: re.Pattern[str], text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """Each quotation ``rx`` finds, with the rest of its sentence (the quotation left out)."""
+    if '"' not in text and "`" not in text and "'" not in text:
+        return
+    for m in rx.finditer(text):
+        start, end = sentence(text, m.start(), m.end())
+        yield m, text[start : m.start()] + " " + text[m.end() : end]
+
+
 @lru_cache(maxsize=_CACHED)
 def quoted_mentions(text: str) -> tuple[tuple[int, int], ...]:
     """Spans (inside the quotes) of the short quotations in ``text`` that name an attack."""
-    if '"' not in text and "`" not in text and "'" not in text:
-        return ()
     found: list[tuple[int, int]] = []
-    for m in _QUOTED.finditer(text):
+    for m, around in _quotations(_QUOTED, text):
         a, b = _inner(m)
         if len(text[a:b].split()) > MAX_QUOTE_WORDS or _GOES_ON.match(text, m.end()):
             continue
         if not (_NAMED_AFTER.match(text, m.end()) or _NAMED_BEFORE.search(text, max(0, m.start() - 30), m.start())):
             continue
-        start, end = _sentence(text, m.start(), m.end())
-        if META.search(text[start : m.start()] + " " + text[m.end() : end]):
+        if META.search(around):
             found.append((a, b))
     return tuple(found)
 
@@ -114,12 +122,9 @@ def quoted_mentions(text: str) -> tuple[tuple[int, int], ...]:
 @lru_cache(maxsize=_CACHED)
 def reported_examples(text: str) -> tuple[tuple[int, int], ...]:
     """Spans (inside the quotes) of the quotations reported as examples near a word about attacks."""
-    if '"' not in text and "`" not in text and "'" not in text:
-        return ()
     found: list[tuple[int, int]] = []
-    for m in _EXAMPLE.finditer(text):
-        start, end = _sentence(text, m.start(), m.end())
-        if not REPORTED.search(text[start : m.start()] + " " + text[m.end() : end]):
+    for m, around in _quotations(_EXAMPLE, text):
+        if not REPORTED.search(around):
             continue
         near = text[max(0, m.start() - _REACH) : m.start()] + " " + text[m.end() : m.end() + _REACH]
         if DISCUSSION.search(near):

@@ -23,7 +23,7 @@ from typing import Any
 import ahocorasick
 
 from proxy.guards.injection.fuse import LayerHit
-from proxy.guards.injection.mentions import is_mention
+from proxy.guards.injection.mentions import is_mention, sentence
 from proxy.guards.injection.normalize import View
 from proxy.guards.injection.rules import InjectionRule
 
@@ -240,17 +240,8 @@ class _Followers:
         return False
 
 
-_BOUNDS = ".!?\n"
-
-
-_SENTENCE_REACH = 400  # a "sentence" without an end in this many characters is cut there
-
-
 def _vetoed(unless: tuple[re.Pattern[str], ...], text: str, m: re.Match[str]) -> bool:
-    lo, hi = max(0, m.start() - _SENTENCE_REACH), min(len(text), m.end() + _SENTENCE_REACH)
-    start = max(lo - 1, *(text.rfind(ch, lo, m.start()) for ch in _BOUNDS)) + 1
-    ends = [i for i in (text.find(ch, m.end(), hi) for ch in _BOUNDS) if i >= 0]
-    end = min(ends) if ends else hi
+    start, end = sentence(text, m.start(), m.end())
     return any(u.search(text, start, end) for u in unless)
 
 
