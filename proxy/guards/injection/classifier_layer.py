@@ -320,7 +320,9 @@ class ClassifierLayer:
         chosen = [r for r in rules if r.kind == "classifier"]
         base = rules_dir or Path(".")
         heads = {r.id: load_head(base, r.model) for r in chosen}
-        self.heads = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS]
+        self.heads = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS and r.reads == "windows"]
+        # heads that read a document's segments (``reads: segments``): never a fusion input or the gate
+        self.segment_heads = [(r, heads[r.id]) for r in chosen if heads[r.id].format in HEADS and r.reads == "segments"]
         self.fusions = [(r, heads[r.id]) for r in chosen if heads[r.id].format == FUSION]
 
     def scan(self, text: str, surface: str = "user") -> list[LayerHit]:
@@ -347,6 +349,24 @@ class ClassifierLayer:
                     best = (p, (a + s, a + e))
             hits.append(LayerHit(rule, best[0], self.name, best[1], f"p={best[0]:.3f}"))
         return hits, list(zip(wins, per_window, strict=True))
+
+    def reads_segments(self, surface: str) -> bool:
+        return any(surface in rule.surfaces for rule, _ in self.segment_heads)
+
+    def scan_segments(self, text: str, spans: list[Span], surface: str = "user") -> list[LayerHit]:
+        """The segment heads on each of ``spans`` of a view's text (its 1,000-character
+        windows when there are none); a hit's span is its best segment."""
+        hits: list[LayerHit] = []
+        for rule, head in self.segment_heads:
+            if surface not in rule.surfaces or not text.strip():
+                continue
+            best, where = 0.0, (0, 0)
+            for a, b in spans or lex_windows(len(text)):
+                p, _ = head.score(text[a:b])
+                if p > best:
+                    best, where = p, (a, b)
+            hits.append(LayerHit(rule, best, self.name, where, f"p={best:.3f} in segment {where[0]}-{where[1]}"))
+        return hits
 
     def gate_score(self, hits: list[LayerHit], surface: str = "user") -> float | None:
         """The best head probability among ``hits`` (None: no head covers ``surface``, so the

@@ -155,6 +155,9 @@ class Detector:
             hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + heads
             per_view.append((hits, wins))
             found.extend(self._finding(v, h) for h in hits)
+            if self.classifier.reads_segments(surface):
+                spans = self._segment_spans(text, v) if v.via == "" else []
+                found.extend(self._finding(v, h) for h in self.classifier.scan_segments(t, spans, surface))
         run_semantic = self.semantic is not None and not self._settled(found, near)
         for v, t, (hits, wins) in zip(vs, texts, per_view, strict=True):
             sem, n = self._semantic(t, hits, wins, surface, near) if run_semantic else (None, 0)
@@ -171,6 +174,17 @@ class Detector:
         out = Findings(best if near else [f for f in best if f.fired])
         out.windows = embedded
         return out
+
+    @staticmethod
+    def _segment_spans(text: str, v: View) -> list[Span]:
+        """The segments of ``text`` (segments.py) in the folded coordinates of its plain view
+        ``v``, short ones left out; none when the text is a single segment."""
+        spans = segment_spans(text)
+        if len(spans) < 2:
+            return []
+        origin = v.folded.origin
+        mapped = ((bisect_left(origin, a), bisect_left(origin, b)) for a, b in spans)
+        return [(a, b) for a, b in mapped if b - a >= SEGMENT_MIN]
 
     def _settled(self, found: list[Finding], near: bool) -> bool:
         """A blocking hit makes the costlier layers moot (``short_circuit``), unless ``near``."""

@@ -86,6 +86,10 @@ class InjectionRule(Strict):
     phrases: list[str] = Field(default_factory=list)
     exemplars: list[str] = Field(default_factory=list)
     model: str = ""  # classifier: weights file, relative to the rules directory
+    # classifier heads: "windows" reads 1,000-character windows of the text; "segments" reads
+    # each segment of it (segments.py: runs of lines of at most 300 characters), the way an
+    # instruction planted in a document is one line among ordinary ones
+    reads: Literal["windows", "segments"] = "windows"
     threshold: float | None = Field(default=None, gt=0, le=1)
     surfaces: list[RuleSurface] = Field(default_factory=lambda: list(DEFAULT_SURFACES), min_length=1)
     references: list[str] = Field(default_factory=list)
@@ -114,6 +118,8 @@ class InjectionRule(Strict):
             raise ValueError("unless holds exceptions for regex rules only")
         if self.followed_by is not None and self.kind != "regex":
             raise ValueError("followed_by applies to regex rules only")
+        if self.reads != "windows" and self.kind != "classifier":
+            raise ValueError("reads applies to classifier rules only")
         if self.quoted_mentions != "block" and self.kind not in ("regex", "phrase"):
             raise ValueError("quoted_mentions applies to regex and phrase rules only")
         return self
@@ -230,15 +236,19 @@ def load_rules(directory: Path, *, check: bool = True) -> tuple[LoadedRule, ...]
 
 
 def check_fusion_inputs(loaded: list[LoadedRule]) -> None:
-    """Every fusion input that names a rule names a loaded word or char head: a missing or
-    misspelt one would silently read as "no score" and shift the fusion's calibration."""
+    """Every fusion input that names a rule names a loaded word or char head that reads
+    windows: a missing or misspelt one (or one that reads segments, whose score the fusion
+    never sees) would silently read as "no score" and shift the fusion's calibration."""
     from proxy.guards.injection.classifier_layer import FUSION, HEADS, load_head
 
     read = {lr.rule.id: (lr, load_head(lr.file.parent, lr.rule.model)) for lr in loaded if lr.rule.kind == "classifier"}
-    heads = {rule_id for rule_id, (_, head) in read.items() if head.format in HEADS}
+    heads = {rule_id for rule_id, (lr, head) in read.items() if head.format in HEADS and lr.rule.reads == "windows"}
     for lr, head in read.values():
         if head.format != FUSION:
             continue
+        if lr.rule.reads != "windows":
+            msg = "a fusion reads other heads' scores, not segments"
+            raise RuleLoadError(lr.file, msg, rule_id=lr.rule.id, field="reads")
         for i in head.inputs:
             if i.rule and i.rule not in heads:
                 raise RuleLoadError(
