@@ -3,7 +3,7 @@ instruction planted in it (``injection.learned.planted``, rules/injection/learne
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/injection_planted.py ../shared/datasets/injection/train.jsonl \
         rules/injection --benign ../shared/datasets/pii/train.jsonl --readmes \
-        --written rules/injection/learned/written.jsonl --written-planted written-j2 \
+        --written rules/injection/learned/written.jsonl --written-planted written-j2 --written-planted written-l1 \
         --planted rules/injection/learned/planted.jsonl
 
 The other heads read 1,000-character windows of user prompts and were trained on them; an

@@ -72,15 +72,16 @@ def test_its_score_is_no_fusion_input_and_no_gate(every_layer: Detector) -> None
 
 
 def test_round_l_planted_documents_regression(detector: Detector) -> None:
-    """Round L (training rows of the head, so in-sample): 80 documents with one planted
-    instruction and 80 hard ordinary ones, as tool results. Before the head the detector
-    caught 9 of the 80 and blocked 3 of the ordinary ones; with it, 30 and 3."""
-    rows = [json.loads(line) for line in (RULES / "injection/learned/planted.jsonl").read_text().splitlines()]
+    """Round L (training rows of the heads, so in-sample): 80 documents with one planted
+    instruction and 80 hard ordinary ones, as tool results. Before the planted head the
+    detector caught 9 of the 80 and blocked 3 of the ordinary ones; with it and the heads
+    retrained on round L, 31 and 2."""
+    rows = [json.loads(line) for line in (RULES / "injection/learned/written.jsonl").read_text().splitlines()]
     docs = [r for r in rows if r["source"].startswith("written-l1:")]
     caught = sum(bool(detector.scan(r["text"], "tool")) for r in docs if r["label"] == 1)
     blocked = sum(bool(detector.scan(r["text"], "tool")) for r in docs if r["label"] == 0)
     assert len(docs) == 160
-    assert caught >= 27 and blocked <= 4
+    assert caught >= 28 and blocked <= 3
 
 
 def write(directory: Path, rule: dict[str, Any], head: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from proxy.embedding import load_default
 from proxy.guards.injection.detector import Detector
+from proxy.guards.injection.normalize import views
 from proxy.guards.injection.rules import load_rules
 from proxy.guards.injection.segments import segment_spans
 from tests.conftest import RULES
@@ -75,12 +76,10 @@ def test_an_instruction_planted_in_a_document_is_caught_in_its_segment(
     doc = MANUAL.format(planted=attack)
     # diluted in the whole-text windows, the case segments are for. Until the heads were
     # trained on round J (planted documents), the fusion of the whole text missed all three;
-    # now it catches two of them (PLANTED[2] still only in its segment). Either way the
-    # segment's finding is the strongest and names the paragraph.
+    # after it, two of them, and since round L all three (PLANTED[2] at p 0.55). Either way
+    # the segment's finding is the strongest and names the paragraph.
     whole = whole_only.scan(doc, "tool", near=True)
     whole_fusion = max((f.risk for f in whole if f.rule.id == "injection.learned.fusion"), default=0.0)
-    if attack == PLANTED[2]:
-        assert whole_fusion < 0.5
     assert detector.scan(doc, "tool")  # blocked, by whichever layer comes first
     found = every_layer.scan(doc, "tool")
     fusion = next(f for f in found if f.rule.id == "injection.learned.fusion")
@@ -141,8 +140,12 @@ def test_a_stricter_segment_threshold_lets_a_weaker_segment_through(detector: De
         load_rules(RULES / "injection"), load_default(), segment_threshold=0.9999, short_circuit=False
     )
     assert not [f for f in strict.scan(doc, "tool") if f.detail.startswith("segment ")]
-    near = [f for f in strict.scan(doc, "tool", near=True) if f.detail.startswith("segment ")]
-    assert near and all(0 < f.risk < 0.5 for f in near)  # scored against the stricter threshold
+    # the segment's own finding, scored against the stricter threshold (the scan keeps the
+    # whole text's fusion, which is now stronger than that)
+    v = views(doc)[0]
+    segments, _ = strict._segments(doc, v, v.folded.text, "tool", False, 0)
+    top = max(segments, key=lambda f: f.raw)
+    assert top.raw > 0.9 and 0 < top.risk < 0.5 and doc[top.span[0] : top.span[1]] == PLANTED[2]
 
 
 def test_segments_are_not_read_once_a_blocking_signature_fired(detector: Detector) -> None:
