@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,9 @@ sys.path.insert(0, str(REPO / "bench"))
 FOLDS = 5
 SEGMENT_FPR = 0.001
 MIN_SEG = 20
+MASK = ("links", "digits")  # addresses and numbers blanked out (proxy/guards/injection/masks.py)
 # the test split, dev.jsonl (which holds it) and the probe rounds kept to measure, never to train on
-HELD_OUT = ("test", "dev", "holdout", "round_i", "round_k")
+HELD_OUT = re.compile(r"^(test|dev)\b|holdout|round[_-]?[ik](?![a-z])")
 
 
 def segments(text: str) -> list[str]:
@@ -72,6 +75,7 @@ def main() -> int:
     from injection_heads import fit_chars, known_benign, read_jsonl, threshold
 
     from proxy.guards.injection.classifier_layer import char_grams, logit, sigmoid
+    from proxy.guards.injection.masks import masked
 
     ap = argparse.ArgumentParser(description="Train the planted-instruction head on train-side rows only.")
     ap.add_argument("train", type=Path, help="injection/train.jsonl (its benign rows are negatives)")
@@ -86,7 +90,7 @@ def main() -> int:
     ap.add_argument("--readmes", action="store_true", help="the 'fit' README chunks as benign documents")
     args = ap.parse_args()
     for path in (args.train, *args.benign, *args.written, *args.planted):
-        if any(word in path.name for word in HELD_OUT):
+        if HELD_OUT.search(path.name):
             ap.error(f"{path}: train on train-side rows only")
     texts: list[tuple[str, int]] = []  # (text, label): one group each
     train = read_jsonl(args.train)
@@ -107,63 +111,73 @@ def main() -> int:
         held = [text for half, _, text in readmes() if half == "heldout"]
     else:
         held = []
-    segs = [segments(t) for t, _ in texts]
+    segs = [[masked(seg, MASK) for seg in segments(t)] for t, _ in texts]
     y_text = np.array([lab for _, lab in texts])
     # Attack documents (2+ segments): their planted segment is unknown; a first head trained
     # on everything else picks it.
     single = [i for i, (s, lab) in enumerate(zip(segs, y_text, strict=True)) if lab == 0 or len(s) == 1]
     docs = [i for i, (s, lab) in enumerate(zip(segs, y_text, strict=True)) if lab == 1 and len(s) > 1]
+    rng = random.Random(0)
+    fillers = [seg for i in single if y_text[i] == 0 for seg in segs[i] if len(seg) < 200]
 
-    def rows_of(idx: list[int], pick: dict[int, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        x, y, g = [], [], []
+    def rows_of(idx: list[int], pick: dict[int, str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Segments, labels, groups (the text each came from) and which rows are variants."""
+        x, y, g, variant = [], [], [], []
         for i in idx:
-            for s in [pick[i]] if i in pick else segs[i]:
-                x.append(s)
+            for seg in [pick[i]] if i in pick else segs[i]:
+                x.append(seg)
                 y.append(int(y_text[i]))
                 g.append(i)
-        return x, np.array(y), np.array(g)
+                variant.append(False)
+                if y_text[i] == 1:  # the passage glued to an ordinary line, and followed by one
+                    for v in (f"{rng.choice(fillers)} {seg}", f"{seg} {' '.join(rng.choice(fillers).split()[:8])}"):
+                        x.append(v)
+                        y.append(1)
+                        g.append(i)
+                        variant.append(True)
+        return x, np.array(y), np.array(g), np.array(variant)
 
     def fit(x: list[str], y: np.ndarray) -> Any:
         pos, neg = max(1, int(y.sum())), max(1, int(len(y) - y.sum()))
         sw = np.where(y == 1, len(y) / (2 * pos), len(y) / (2 * neg))
-        return fit_chars([char_grams(s) for s in x], y, sw)
+        return fit_chars([char_grams(seg) for seg in x], y, sw)
 
-    x0, y0, _ = rows_of(single, {})
+    def score(head: Any, seg: str) -> float:
+        return logit(head.chars(seg)[0])
+
+    x0, y0, _, _ = rows_of(single, {})
     first = fit(x0, y0)
-    pick = {i: max(segs[i], key=lambda s: first.chars(s)[0]) for i in docs}
-    x, yy, groups = rows_of(single + docs, pick)
-    print(f"texts {len(texts)} (attack documents {len(docs)}); segments {len(yy)}, planted {int(yy.sum())}")
+    pick = {i: max(segs[i], key=lambda seg: score(first, seg)) for i in docs}
+    x, yy, groups, variant = rows_of(single + docs, pick)
+    print(f"texts {len(texts)} (attack documents {len(docs)}); segments {len(yy)}, planted {int(yy.sum())} "
+          f"({int(variant.sum())} of them glued to ordinary lines)")  # fmt: skip
     fold_of = np.random.RandomState(0).randint(0, FOLDS, len(texts))
     oof = np.zeros(len(yy))
     for f in range(FOLDS):
         te = fold_of[groups] == f
         head = fit([x[j] for j in np.where(~te)[0]], yy[~te])
         for j in np.where(te)[0]:
-            oof[j] = logit(head.chars(x[j])[0])
-    t_seg = threshold(oof, yy, SEGMENT_FPR)
-    hit = oof > t_seg
-    print(
-        f"out-of-fold segments: recall {hit[yy == 1].mean():.3f}  FPR {hit[yy == 0].mean():.4f}  (p > {sigmoid(t_seg):.4f})"
-    )
-    # a document's score is its best segment's: per benign text, out of fold
-    best: dict[int, float] = {}
-    for j, g in enumerate(groups):
-        best[g] = max(best.get(g, -1e9), oof[j])
-    ben_docs = [g for g in best if y_text[g] == 0]
-    multi = [g for g in ben_docs if len(segs[g]) > 1]
-    print(f"out-of-fold benign texts flagged: {np.mean([best[g] > t_seg for g in ben_docs]):.4f} of {len(ben_docs)}; "
-          f"of those with 2+ segments {np.mean([best[g] > t_seg for g in multi]):.4f} of {len(multi)}")  # fmt: skip
+            oof[j] = score(head, x[j])
     final = fit(x, yy)
-    held_best = np.array([max((logit(final.chars(s)[0]) for s in segments(t)), default=-1e9) for t in held])
+    best: dict[int, float] = {}  # a text's score is its best segment's (variants apart), out of fold
+    for j, g in enumerate(groups):
+        if not variant[j]:
+            best[g] = max(best.get(g, -1e9), oof[j])
+    ben = [g for g in best if y_text[g] == 0]
+    multi = [g for g in ben if len(segs[g]) > 1]
+    held_best = np.array([max((score(final, masked(seg, MASK)) for seg in segments(t)), default=-1e9) for t in held])
     docs_best = np.array([best[g] for g in docs])
+    plain = (yy == 1) & ~variant
+    t_seg = threshold(oof, yy, SEGMENT_FPR)
     for fpr in (SEGMENT_FPR, 0.003, 0.01):
         t = threshold(oof, yy, fpr)
-        print(f"at segment FPR {fpr}: p > {sigmoid(t):.4f}: planted segments {(oof[yy == 1] > t).mean():.3f}, "
-              f"attack documents {(docs_best > t).mean():.3f}, benign texts {np.mean([best[g] > t for g in ben_docs]):.4f}, "
-              f"with 2+ segments {np.mean([best[g] > t for g in multi]):.4f}, "
-              f"held-out README chunks ({len(held)}) {(held_best > t).mean():.4f}")  # fmt: skip
+        print(f"out of fold, at {fpr:.1%} of ordinary segments (p > {sigmoid(t):.4f}): planted segments "
+              f"{(oof[plain] > t).mean():.3f}, glued to ordinary lines {(oof[variant] > t).mean():.3f}, attack "
+              f"documents {(docs_best > t).mean():.3f}; ordinary texts {np.mean([best[g] > t for g in ben]):.4f} "
+              f"(of {len(ben)}; with 2+ segments {np.mean([best[g] > t for g in multi]):.4f}), held-out README "
+              f"chunks {(held_best > t).mean():.4f} (of {len(held)})")  # fmt: skip
     grams = {g: [final.idf[g], w] for g, w in sorted(final.weights.items(), key=lambda kv: -abs(kv[1]))}
-    meta = json.dumps({"format": "char-tfidf-logreg/1", "intercept": final.intercept,
+    meta = json.dumps({"format": "char-tfidf-logreg/1", "intercept": final.intercept, "mask": list(MASK),
                        "threshold_hint": round(sigmoid(t_seg), 4)})  # fmt: skip
     lines = ",\n".join(f"{json.dumps(g, ensure_ascii=False)}: {json.dumps(v)}" for g, v in grams.items())
     out = args.rules / "learned" / "planted.json"

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from proxy.guards.injection.fuse import LayerHit
+from proxy.guards.injection.masks import MASKS, masked
 
 if TYPE_CHECKING:
     from proxy.guards.injection.rules import InjectionRule
@@ -144,6 +145,7 @@ class Head:
     weights: dict[str, float]  # lexical: n-gram -> weight; chars: gram -> weight (idf apart)
     inputs: tuple[FusionInput, ...] = ()
     idf: dict[str, float] | None = None  # chars: gram -> idf (every gram of the vocabulary)
+    mask: tuple[str, ...] = ()  # MASKS applied to a text before it is read (its span is then the whole text)
     # chars, derived from idf and weights: the vocabulary as arrays for the scan
     _names: list[str] = field(init=False, default_factory=list, compare=False, repr=False)
     _index: dict[str, int] = field(init=False, default_factory=dict, compare=False, repr=False)
@@ -161,10 +163,13 @@ class Head:
         fmt = data.get("format") if isinstance(data, dict) else None
         if fmt not in (*HEADS, FUSION):
             raise ValueError(f"{path.name}: format must be one of {LEXICAL!r}, {CHARS!r}, {FUSION!r}")
+        mask = data.get("mask", [])
+        if not isinstance(mask, list) or not set(mask) <= set(MASKS) or (mask and fmt == FUSION):
+            raise ValueError(f"{path.name}: 'mask' must list some of {sorted(MASKS)} (word and char heads only)")
         try:
             b = float(data.get("intercept", 0.0))
             if fmt == CHARS:
-                return cls._chars(path, b, data.get("grams"))
+                return cls._chars(path, b, data.get("grams"), tuple(mask))
             if fmt == LEXICAL:
                 w = data.get("weights")
                 if not isinstance(w, dict) or not w:
@@ -172,7 +177,7 @@ class Head:
                 weights = {str(k): float(v) for k, v in w.items()}
                 if not math.isfinite(b) or not all(math.isfinite(v) for v in weights.values()):
                     raise ValueError("intercept and weights must be finite numbers (no NaN or Infinity)")
-                return cls(fmt, b, weights)
+                return cls(fmt, b, weights, mask=tuple(mask))
             ins = tuple(
                 FusionInput(
                     str(i["layer"]),
@@ -195,7 +200,7 @@ class Head:
         return cls(fmt, b, {}, ins)
 
     @classmethod
-    def _chars(cls, path: Path, b: float, grams: object) -> Head:
+    def _chars(cls, path: Path, b: float, grams: object, mask: tuple[str, ...] = ()) -> Head:
         if not isinstance(grams, dict) or not grams:
             raise ValueError("'grams' must be a non-empty mapping of gram to [idf, weight]")
         idf, weights = {}, {}
@@ -206,10 +211,17 @@ class Head:
         values = [b, *idf.values(), *weights.values()]
         if not all(math.isfinite(v) for v in values) or min(idf.values()) < 1:
             raise ValueError("intercept and weights must be finite numbers and every idf at least 1 (smoothed idf)")
-        return cls(CHARS, b, weights, (), idf)
+        return cls(CHARS, b, weights, (), idf, mask)
 
     def score(self, text: str) -> tuple[float, tuple[int, int]]:
         """(probability, span of the strongest gram) for one window, either kind of head."""
+        if self.mask:
+            p, _ = self.score_masked(masked(text, self.mask))
+            return p, (0, len(text))
+        return self.score_masked(text)
+
+    def score_masked(self, text: str) -> tuple[float, tuple[int, int]]:
+        """``score`` of a text already masked (what training reads)."""
         return self.chars(text) if self.format == CHARS else self.lexical(text)
 
     def __post_init__(self) -> None:
@@ -360,12 +372,16 @@ class ClassifierLayer:
         for rule, head in self.segment_heads:
             if surface not in rule.surfaces or not text.strip():
                 continue
-            best, where = 0.0, (0, 0)
+            best, where, seen = 0.0, (0, 0), set()
             for a, b in spans or lex_windows(len(text)):
-                p, _ = head.score(text[a:b])
+                piece = text[a:b]
+                if piece in seen:  # a repeated line (a footer, a signature) is read once
+                    continue
+                seen.add(piece)
+                p, _ = head.score(piece)
                 if p > best:
                     best, where = p, (a, b)
-            hits.append(LayerHit(rule, best, self.name, where, f"p={best:.3f} in segment {where[0]}-{where[1]}"))
+            hits.append(LayerHit(rule, best, self.name, where, f"p={best:.3f} on its best segment (the span)"))
         return hits
 
     def gate_score(self, hits: list[LayerHit], surface: str = "user") -> float | None:

@@ -171,14 +171,20 @@ ESCAPES_WHOLE = 20_000  # characters: up to this long, or
 ESCAPES_DENSE = 1_000  # one escape per this many characters: the whole text is the view
 
 
+def _unescaped(text: str) -> str:
+    """Escaped line breaks as line breaks, an escaped tab as a space."""
+    return _ESCAPED_BREAK.sub(lambda m: " " if m.group() == "\\t" else "\n", text)
+
+
 def _escapes(text: str) -> list[tuple[str, tuple[int, int]]]:
-    """Escaped line breaks (backslash n, as in JSON strings and iCal) read as spaces: they
-    glue their letter onto the next word ("\\nIgnore" folds to "nignore")."""
+    """Escaped line breaks (backslash n, as in JSON strings and iCal) read as line breaks:
+    they glue their letter onto the next word ("\\nIgnore" folds to "nignore"), and a
+    document in a JSON string keeps its lines, which segments and line-anchored patterns read."""
     hits = [m.start() for m in _ESCAPED_BREAK.finditer(text)]
     if len(hits) < MIN_ESCAPES:
         return []
     if len(text) <= ESCAPES_WHOLE or len(hits) * ESCAPES_DENSE >= len(text):
-        return [(_ESCAPED_BREAK.sub(" ", text), (0, len(text)))]
+        return [(_unescaped(text), (0, len(text)))]
     runs: list[tuple[int, int]] = []  # each escape's line with the line before and after it
     for i in hits:
         start = text.rfind("\n", 0, max(text.rfind("\n", 0, i), 0)) + 1
@@ -189,7 +195,7 @@ def _escapes(text: str) -> list[tuple[str, tuple[int, int]]]:
             runs[-1] = (runs[-1][0], max(end, runs[-1][1]))
         else:
             runs.append((start, end))
-    lines = "\n".join(_ESCAPED_BREAK.sub(" ", text[x:y]) for x, y in runs)
+    lines = "\n".join(_unescaped(text[x:y]) for x, y in runs)
     return [(lines, (runs[0][0], runs[-1][1]))]
 
 

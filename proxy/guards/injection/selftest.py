@@ -4,7 +4,8 @@ Used by ``guardrail-proxy rules test`` (through ``proxy/rules/kinds.py``) and by
 test suite. ``test_rules`` returns failures as (file, rule_id, message); an empty list
 means every ``examples.match`` text fires its rule, no ``examples.no_match`` text fires
 it, and no benign text fires any rule unless that rule lists the text under
-``false_positives``.
+``false_positives`` (benign texts are read as user turns, and as tool results for the
+rules that read tool results and not user turns).
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def check_loaded(loaded: tuple[LoadedRule, ...], detector: Detector, benign: lis
                 failures.append((name, rule.id, f"no_match example fires the rule: {text[:80]!r}"))
     by_id = {lr.rule.id: lr for lr in loaded}
     for text in benign or []:
-        for f in detector.scan(text, "user"):
+        # as a user turn, and as a tool result for the rules that read tool results only
+        found = list(detector.scan(text, "user"))
+        if any("user" not in lr.rule.surfaces and "tool" in lr.rule.surfaces for lr in loaded):
+            found += [f for f in detector.scan(text, "tool") if "user" not in f.rule.surfaces]
+        for f in found:
             lr = by_id[f.rule.id]
             if text.strip() in {t.strip() for t in lr.rule.false_positives}:
                 continue

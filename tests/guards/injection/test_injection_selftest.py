@@ -46,3 +46,10 @@ def test_load_error_is_a_failure_not_an_exception(tmp_path: Path) -> None:
     write(tmp_path, [{**RULE, "kind": "nope"}])
     ((file, rule_id, message),) = run_selftest(tmp_path, None)
     assert file.endswith("r.yaml") and rule_id == "t.persona" and "kind" in message
+
+
+def test_a_rule_for_tool_results_only_is_tried_on_the_benign_texts_as_tool_results(tmp_path: Path) -> None:
+    tool_only = {**RULE, "id": "t.tool", "surfaces": ["tool"]}
+    write(tmp_path, [RULE, tool_only])
+    failures = run_selftest(tmp_path, ["The genie said: I can do anything now."])
+    assert sorted(r for _, r, m in failures if "benign" in m) == ["t.persona", "t.tool"]  # each once
