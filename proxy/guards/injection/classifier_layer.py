@@ -366,14 +366,16 @@ class ClassifierLayer:
         return any(surface in rule.surfaces for rule, _ in self.segment_heads)
 
     def scan_segments(self, text: str, spans: list[Span], surface: str = "user") -> list[LayerHit]:
-        """The segment heads on each of ``spans`` of a view's text (its 1,000-character
-        windows when there are none); a hit's span is its best segment."""
+        """The segment heads on each of ``spans`` of a view's text (the whole text when there
+        are none), each read in 1,000-character windows if longer; a hit's span is its best piece."""
         hits: list[LayerHit] = []
         for rule, head in self.segment_heads:
             if surface not in rule.surfaces or not text.strip():
                 continue
             best, where, seen = 0.0, (0, 0), set()
-            for a, b in spans or lex_windows(len(text)):
+            # a segment longer than a window (a line with no sentence end) is read in windows
+            pieces = [(a + x, a + y) for a, b in spans or [(0, len(text))] for x, y in lex_windows(b - a)]
+            for a, b in pieces:
                 piece = text[a:b]
                 if piece in seen:  # a repeated line (a footer, a signature) is read once
                     continue

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import re
 
+# Each alternative starts only where a run of its characters starts (the lookbehinds) and
+# is bounded, so a 100 KB token without spaces costs one pass, not one pass per position.
+_TLD = "com|net|org|io|dev|app|co|example|info|biz|xyz|site|link|ru|cn|de|uk"
 MASKS: dict[str, tuple[re.Pattern[str], str]] = {
     # URLs, e-mail addresses and bare domain names
     "links": (
         re.compile(
-            r"\b[a-z][a-z0-9+.-]*://\S+|[\w.%+-]+@[\w-]+(?:\.[\w-]+)+"
-            r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|dev|app|co|example|info|biz|xyz|site|link|sh|ru|cn|de|uk)\b"
+            r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,15}://\S+"
+            r"|(?<![\w.%+-])[\w.%+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"
+            rf"|(?<![a-z0-9.-])(?:[a-z0-9-]{{1,63}}\.){{1,8}}(?:{_TLD})\b"
         ),
         " xlinkx ",
     ),

@@ -52,7 +52,8 @@ def check_loaded(loaded: tuple[LoadedRule, ...], detector: Detector, benign: lis
         # as a user turn, and as a tool result for the rules that read tool results only
         found = list(detector.scan(text, "user"))
         if any("user" not in lr.rule.surfaces and "tool" in lr.rule.surfaces for lr in loaded):
-            found += [f for f in detector.scan(text, "tool") if "user" not in f.rule.surfaces]
+            # near: every rule reports, even after another one blocked the text
+            found += [f for f in detector.scan(text, "tool", near=True) if f.fired and "user" not in f.rule.surfaces]
         for f in found:
             lr = by_id[f.rule.id]
             if text.strip() in {t.strip() for t in lr.rule.false_positives}:
