@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from proxy.guards.injection.classifier_layer import Head
+    from proxy.guards.injection.heads import Head
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -96,7 +96,7 @@ def balanced(y: np.ndarray, n_extra: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def feats(text: str) -> dict[str, float]:
-    from proxy.guards.injection.classifier_layer import features
+    from proxy.guards.injection.heads import features
 
     return features(text)
 
@@ -120,7 +120,7 @@ def fit_chars(counts: list[Counter[str]], y: np.ndarray, sw: np.ndarray) -> Head
     from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.linear_model import LogisticRegression
 
-    from proxy.guards.injection.classifier_layer import CHARS, Head
+    from proxy.guards.injection.heads import CHARS, Head
 
     df, tot = Counter(g for c in counts for g in c), Counter[str]()
     for c in counts:
@@ -138,7 +138,7 @@ def fit_chars(counts: list[Counter[str]], y: np.ndarray, sw: np.ndarray) -> Head
 
 
 def char_logit(head: Head, windows: list[str]) -> float:
-    from proxy.guards.injection.classifier_layer import logit
+    from proxy.guards.injection.heads import logit
 
     return max(logit(head.chars(t)[0]) for t in windows)
 
@@ -178,7 +178,8 @@ def threshold(scores: np.ndarray, y: np.ndarray, fpr: float) -> float:
 
 def main() -> int:
     from proxy.embedding import load_default
-    from proxy.guards.injection.classifier_layer import char_grams, lex_windows, sigmoid
+    from proxy.guards.injection.classifier_layer import lex_windows
+    from proxy.guards.injection.heads import char_grams, sigmoid
     from proxy.guards.injection.normalize import views
     from proxy.guards.injection.semantic_layer import windows
 

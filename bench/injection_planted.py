@@ -74,7 +74,7 @@ def segments(text: str) -> list[str]:
 def main() -> int:
     from injection_heads import fit_chars, known_benign, read_jsonl, threshold
 
-    from proxy.guards.injection.classifier_layer import char_grams, logit, sigmoid
+    from proxy.guards.injection.heads import char_grams, logit, sigmoid
     from proxy.guards.injection.masks import masked
 
     ap = argparse.ArgumentParser(description="Train the planted-instruction head on train-side rows only.")

@@ -4,7 +4,7 @@ A rule is one of four kinds: ``regex`` (compiled patterns, optional keyword
 pre-filter), ``phrase`` (fuzzy matching with rapidfuzz over sliding windows),
 ``exemplar`` (semantic similarity with the shared MiniLM model) or ``classifier`` (a
 learned head whose weights file, under the rules directory, the rule names in ``model``;
-see ``classifier_layer``). Patterns and phrases
+see ``heads``). Patterns and phrases
 are written against the folded text (see ``normalize.fold``: lower-case, homoglyphs
 folded, separators collapsed). ``false_positives`` lists known benign texts; for
 exemplar rules they also act as negative anchors (a text closer to one of them than to
@@ -155,7 +155,7 @@ def _own_layer(rule: InjectionRule) -> Callable[[str], bool]:
 
 def check_model(rule: InjectionRule, path: Path) -> None:
     """A classifier rule's weights file exists and reads (errors name the file and rule)."""
-    from proxy.guards.injection.classifier_layer import load_head
+    from proxy.guards.injection.heads import load_head
 
     try:
         load_head(path.parent, rule.model)
@@ -239,7 +239,7 @@ def check_fusion_inputs(loaded: list[LoadedRule]) -> None:
     """Every fusion input that names a rule names a loaded word or char head that reads
     windows: a missing or misspelt one (or one that reads segments, whose score the fusion
     never sees) would silently read as "no score" and shift the fusion's calibration."""
-    from proxy.guards.injection.classifier_layer import FUSION, HEADS, load_head
+    from proxy.guards.injection.heads import FUSION, HEADS, load_head
 
     read = {lr.rule.id: (lr, load_head(lr.file.parent, lr.rule.model)) for lr in loaded if lr.rule.kind == "classifier"}
     heads = {rule_id for rule_id, (lr, head) in read.items() if head.format in HEADS and lr.rule.reads == "windows"}

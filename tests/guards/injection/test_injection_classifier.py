@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from proxy.guards.injection.classifier_layer import ClassifierLayer, Head, _char_spans, char_grams, logit, ngrams
+from proxy.guards.injection.classifier_layer import ClassifierLayer
 from proxy.guards.injection.detector import Detector
+from proxy.guards.injection.heads import Head, _char_spans, char_grams, logit, ngrams
 from proxy.guards.injection.rules import load_rules
 from proxy.rules.loader import RuleLoadError
 from tests.conftest import RULES
@@ -289,7 +290,7 @@ def test_a_fusion_input_naming_no_loaded_head_is_rejected(tmp_path: Path) -> Non
 
 
 def test_a_nan_score_never_blocks() -> None:
-    from proxy.guards.injection.classifier_layer import sigmoid
+    from proxy.guards.injection.heads import sigmoid
 
     assert sigmoid(float("nan")) == 0.0 and sigmoid(100.0) == pytest.approx(1.0)
 

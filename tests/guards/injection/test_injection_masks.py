@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.guards.injection.classifier_layer import Head
+from proxy.guards.injection.heads import Head
 from proxy.guards.injection.masks import masked
 
 
