@@ -137,6 +137,16 @@ def fit_chars(counts: list[Counter[str]], y: np.ndarray, sw: np.ndarray) -> Head
     return Head(CHARS, round(float(model.intercept_[0]), 5), w, (), idf)
 
 
+def write_chars(path: Path, head: Head, **meta: Any) -> None:
+    """A char head's weights file: its format, intercept and ``meta``, then one gram per line
+    with its idf and weight, the strongest first (so the security team can read it)."""
+    idf = head.idf or {}
+    grams = {g: [idf[g], w] for g, w in sorted(head.weights.items(), key=lambda kv: -abs(kv[1]))}
+    top = json.dumps({"format": "char-tfidf-logreg/1", "intercept": head.intercept, **meta})
+    lines = ",\n".join(f"{json.dumps(g, ensure_ascii=False)}: {json.dumps(v)}" for g, v in grams.items())
+    path.write_text(f'{top[:-1]}, "grams": {{\n{lines}\n}}}}\n', encoding="utf-8")
+
+
 def char_logit(head: Head, windows: list[str]) -> float:
     from proxy.guards.injection.heads import logit
 
@@ -282,12 +292,7 @@ def main() -> int:
     (learned / "lexical.json").write_text(
         json.dumps({"format": "lexical-logreg/1", "intercept": round(b, 5), "threshold_hint": round(lex_prob, 4),
                     "weights": dict(sorted(w.items(), key=lambda kv: -abs(kv[1])))}, indent=0) + "\n")  # fmt: skip
-    grams = {g: [ch.idf[g], wt] for g, wt in sorted(ch.weights.items(), key=lambda kv: -abs(kv[1]))} if ch.idf else {}
-    meta = json.dumps(
-        {"format": "char-tfidf-logreg/1", "intercept": ch.intercept, "threshold_hint": round(chr_prob, 4)}
-    )
-    lines = ",\n".join(f"{json.dumps(g, ensure_ascii=False)}: {json.dumps(v)}" for g, v in grams.items())
-    (learned / "chars.json").write_text(f'{meta[:-1]}, "grams": {{\n{lines}\n}}}}\n', encoding="utf-8")
+    write_chars(learned / "chars.json", ch, threshold_hint=round(chr_prob, 4))
     fusion = {
         "format": "fusion-linear/1",
         "intercept": round(-t_fused, 5),  # z = 0 (probability 0.5) at the chosen threshold
@@ -299,7 +304,7 @@ def main() -> int:
         ],
     }  # fmt: skip
     (learned / "fusion.json").write_text(json.dumps(fusion, indent=1) + "\n")
-    print(f"lexical: {len(w)} n-grams, threshold p={lex_prob:.4f}; chars: {len(grams)} grams, threshold "
+    print(f"lexical: {len(w)} n-grams, threshold p={lex_prob:.4f}; chars: {len(ch.weights)} grams, threshold "
           f"p={chr_prob:.4f}; fusion weights {' '.join(f'{x:.4f}' for x in scale)}")  # fmt: skip
     return 0
 

@@ -30,7 +30,6 @@ segment; the script prints the document-level rates on the held-out README chunk
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
@@ -52,27 +51,21 @@ HELD_OUT = re.compile(r"^(test|dev)\b|holdout|round[_-]?[ik](?![a-z])")
 
 
 def segments(text: str) -> list[str]:
-    """The folded segments of a text, as the detector cuts and folds them (short ones skipped)."""
-    from bisect import bisect_left
-
+    """The folded segments of a text, as the detector cuts and folds them (short ones and
+    repeats skipped); a text of one segment as its first window."""
+    from proxy.guards.injection.detector import Detector
     from proxy.guards.injection.normalize import views
-    from proxy.guards.injection.segments import segment_spans
 
     v = views(text)[0]
-    t, origin = v.folded.text, v.folded.origin
-    spans = segment_spans(text)
-    if len(spans) < 2:
+    t = v.folded.text
+    segs = Detector._plain_segments(text, v)
+    if not segs:
         return [t[:1000]] if len(t.strip()) >= MIN_SEG else []
-    out = []
-    for a, b in spans:
-        seg = t[bisect_left(origin, a) : bisect_left(origin, b)]
-        if len(seg.strip()) >= MIN_SEG and seg not in out:
-            out.append(seg)
-    return out
+    return list(dict.fromkeys(t[fa:fb] for _, _, fa, fb in segs))
 
 
 def main() -> int:
-    from injection_heads import fit_chars, known_benign, read_jsonl, threshold
+    from injection_heads import fit_chars, known_benign, read_jsonl, threshold, write_chars
 
     from proxy.guards.injection.heads import char_grams, logit, sigmoid
     from proxy.guards.injection.masks import masked
@@ -176,13 +169,9 @@ def main() -> int:
               f"documents {(docs_best > t).mean():.3f}; ordinary texts {np.mean([best[g] > t for g in ben]):.4f} "
               f"(of {len(ben)}; with 2+ segments {np.mean([best[g] > t for g in multi]):.4f}), held-out README "
               f"chunks {(held_best > t).mean():.4f} (of {len(held)})")  # fmt: skip
-    grams = {g: [final.idf[g], w] for g, w in sorted(final.weights.items(), key=lambda kv: -abs(kv[1]))}
-    meta = json.dumps({"format": "char-tfidf-logreg/1", "intercept": final.intercept, "mask": list(MASK),
-                       "threshold_hint": round(sigmoid(t_seg), 4)})  # fmt: skip
-    lines = ",\n".join(f"{json.dumps(g, ensure_ascii=False)}: {json.dumps(v)}" for g, v in grams.items())
     out = args.rules / "learned" / "planted.json"
-    out.write_text(f'{meta[:-1]}, "grams": {{\n{lines}\n}}}}\n', encoding="utf-8")
-    print(f"wrote {out}: {len(grams)} grams, threshold hint p={sigmoid(t_seg):.4f}")
+    write_chars(out, final, mask=list(MASK), threshold_hint=round(sigmoid(t_seg), 4))
+    print(f"wrote {out}: {len(final.weights)} grams, threshold hint p={sigmoid(t_seg):.4f}")
     return 0
 
 

@@ -155,10 +155,11 @@ class Detector:
             hits = self.regex.scan(v, surface) + self.fuzzy.scan(v, surface) + heads
             per_view.append((hits, wins))
             found.extend(self._finding(v, h) for h in hits)
-        cut = segment_spans(text) if surface in self.segment_surfaces or self.classifier.reads_segments(surface) else []
-        if self.classifier.reads_segments(surface) and not self._settled(found, near):
+        reads = self.classifier.reads_segments(surface)
+        segs = self._plain_segments(text, vs[0]) if reads or surface in self.segment_surfaces else []
+        if reads and not self._settled(found, near):
             for v, t in zip(vs, texts, strict=True):
-                spans = self._folded_spans(cut, v) if v.via == "" else self._lined_spans(v)
+                spans = [(fa, fb) for _, _, fa, fb in segs] if v.via == "" else self._lined_spans(v)
                 found.extend(self._finding(v, h) for h in self.classifier.scan_segments(t, spans, surface))
         run_semantic = self.semantic is not None and not self._settled(found, near)
         for v, t, (hits, wins) in zip(vs, texts, per_view, strict=True):
@@ -169,7 +170,7 @@ class Detector:
                 found.extend(self._finding(v, h) for h in sem)
             found.extend(self._finding(v, h) for h in self.classifier.fuse(hits, sem is not None, surface))
         if surface in self.segment_surfaces and not self._settled(found, near):
-            seg_found, n = self._segments(cut, vs[0], texts[0], surface, run_semantic, embedded)
+            seg_found, n = self._segments(segs, texts[0], surface, run_semantic, embedded)
             found.extend(seg_found)
             embedded += n
         best = best_per_rule(found)
@@ -178,14 +179,15 @@ class Detector:
         return out
 
     @staticmethod
-    def _folded_spans(spans: list[Span], v: View) -> list[Span]:
-        """A text's segments (``segment_spans``) in the folded coordinates of its plain view
-        ``v``, short ones left out; none when the text is a single segment."""
+    def _plain_segments(text: str, v: View) -> list[tuple[int, int, int, int]]:
+        """The segments of ``text`` (``segment_spans``) as (start, end) in it and in the folded
+        text of its plain view ``v``, short ones left out; none when it is a single segment."""
+        spans = segment_spans(text)
         if len(spans) < 2:
             return []
         origin = v.folded.origin
-        mapped = ((bisect_left(origin, a), bisect_left(origin, b)) for a, b in spans)
-        return [(a, b) for a, b in mapped if b - a >= SEGMENT_MIN]
+        mapped = ((a, b, bisect_left(origin, a), bisect_left(origin, b)) for a, b in spans)
+        return [(a, b, fa, fb) for a, b, fa, fb in mapped if fb - fa >= SEGMENT_MIN]
 
     @staticmethod
     def _lined_spans(v: View) -> list[Span]:
@@ -217,23 +219,21 @@ class Detector:
         return self.semantic.scan_counted(t, surface, budget, _cue_rank(t))
 
     def _segments(
-        self, spans: list[Span], v: View, t: str, surface: str, run_semantic: bool, embedded: int
+        self, segs: list[tuple[int, int, int, int]], t: str, surface: str, run_semantic: bool, embedded: int
     ) -> tuple[list[Finding], int]:
-        """The fusion on each segment (``spans``, from ``segment_spans``) of a document's plain view ``v``
-        (model text ``t``); a segment fires at ``segment_threshold`` (or the fusion rule's own
+        """The fusion on each segment (``segs``, from ``_plain_segments``) of a document's
+        plain view (model text ``t``); a segment fires at ``segment_threshold`` (or the fusion rule's own
         threshold, if higher) and names the segment as its span. Segments without a cue word,
         shorter than ``SEGMENT_MIN`` folded characters or repeating an earlier one are
         skipped. The semantic layer reads the segments the heads find most suspicious, within
         what is left of ``window_budget`` after the whole text's ``embedded`` windows; it
         stays gated under ``near`` too (``score``), so an eval costs what production does."""
-        if len(spans) < 2 or not self.classifier.fusions:
+        if not segs or not self.classifier.fusions:
             return [], 0
-        origin = v.folded.origin
         scored, seen = [], set()
-        for a, b in spans:
-            fa, fb = bisect_left(origin, a), bisect_left(origin, b)
+        for a, b, fa, fb in segs:
             seg = t[fa:fb]
-            if fb - fa < SEGMENT_MIN or seg in seen or not CUES.search(seg):
+            if seg in seen or not CUES.search(seg):
                 continue
             seen.add(seg)
             heads, wins = self.classifier.scan_windows(seg, surface)

@@ -45,8 +45,16 @@ _BOUNDS = ".!?\n"
 _EDGE = "\"'`.,;:!?()"
 _CACHED = 16  # texts whose quotations are kept (one scan reads a few views of one text)
 
-_QUOTED = re.compile(r'"([^"\n]{1,120})"|`([^`\n]{1,120})`|(?<![\w\'])\'([^\'\n]{1,120})\'(?![\w\'])')
-_EXAMPLE = re.compile(r'"([^"\n]{1,300})"|`([^`\n]{1,300})`|(?<![\w\'])\'([^\'\n]{1,300})\'(?![\w\'])')
+
+def _quotation(most: int) -> re.Pattern[str]:
+    """A quotation on one line of at most ``most`` characters: double quotes, backticks, or
+    single quotes that are not apostrophes (its text in group 1, 2 or 3)."""
+    body = f"{{1,{most}}}"
+    return re.compile(rf'"([^"\n]{body})"|`([^`\n]{body})`|(?<![\w\'])\'([^\'\n]{body})\'(?![\w\'])')
+
+
+_QUOTED = _quotation(120)
+_EXAMPLE = _quotation(MAX_EXAMPLE_CHARS)
 # an instruction that goes on after the quotation: '"ignore all previous instructions" and write ...'
 _GOES_ON = re.compile(r"\s*(?:,|;|:|-|\band\b|\bthen\b|\bnow\b|\binstead\b)")
 # the quotation used as a name: a word for an attack right after it, or an introducer before it

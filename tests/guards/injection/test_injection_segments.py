@@ -143,7 +143,7 @@ def test_a_stricter_segment_threshold_lets_a_weaker_segment_through(detector: De
     # the segment's own finding, scored against the stricter threshold (the scan keeps the
     # whole text's fusion, which is now stronger than that)
     v = views(doc)[0]
-    segments, _ = strict._segments(segment_spans(doc), v, v.folded.text, "tool", False, 0)
+    segments, _ = strict._segments(strict._plain_segments(doc, v), v.folded.text, "tool", False, 0)
     top = max(segments, key=lambda f: f.raw)
     assert top.raw > 0.9 and 0 < top.risk < 0.5 and doc[top.span[0] : top.span[1]] == PLANTED[2]
 
